@@ -1,0 +1,48 @@
+"""The toy query generator: template queries about what it perceived, and (with the toy detector built) the
+whole request-to-JSON path on a pool image."""
+
+import json
+
+import numpy as np
+import pytest
+
+from valor_lib.clients import ChatClient
+from valor_lib.paths import toy_dir
+from valor_lib.querygen import build_request, parse_reply
+from valor_lib.querygen.toy_querygen import ToyQueryGenerator, typical_size
+from valor_lib.toyworld.queries import parse_query
+from valor_lib.toyworld.scene import SceneObject
+
+
+def _seen(category, color, bbox, z):
+    return SceneObject(0, category, color, typical_size(category), 0.0, z, bbox)
+
+
+def test_writes_distinct_well_formed_queries_about_what_it_saw():
+    objects = [_seen("chair", "red", [20, 80, 60, 140], 4.0), _seen("table", "blue", [100, 90, 180, 140], 5.5),
+               _seen("lamp", "yellow", [190, 40, 210, 130], 7.5), _seen("chair", "green", [215, 95, 240, 130], 8.6)]
+    for i, o in enumerate(objects):
+        o.id = i
+    queries = ToyQueryGenerator().write(objects, 5, np.random.default_rng(0))
+    assert len(queries) == 5 and len(set(queries)) == 5
+    for q in queries:
+        spec = parse_query(q)
+        assert spec is not None
+        assert {r.category for r in spec.refs} <= {"chair", "table", "lamp"}
+
+
+def test_unknown_requests_get_no_json():
+    from valor_lib.clients import ChatRequest, user
+
+    assert "send an image" in ToyQueryGenerator()(ChatRequest((user("Hello"),)))
+
+
+@pytest.mark.slow
+def test_end_to_end_on_a_pool_image():
+    if not toy_dir("models", "detector-base").is_dir():
+        pytest.skip("the toy detector has not been built (notebook 00)")
+    image = sorted(toy_dir("images", "pool").glob("*.png"))[0]
+    with ChatClient("toy:querygen", role="querygen") as client:
+        reply = parse_reply(client.complete(build_request(image, 5)).text, 5)
+    assert reply.suitable is False or all(parse_query(q) for q in reply.queries)
+    assert json.dumps(reply.objects)
