@@ -25,6 +25,15 @@ RESERVED_SECTIONS = ("common", "profiles")
 # Stage section -> "module:Class" of its params model (imported lazily so each stage owns its model).
 SECTION_MODELS: dict[str, str] = {
     "toy_world": "valor_lib.toyworld.config:ToyWorldParams",
+    "query_generation": "valor_lib.querygen.config:QueryGenerationParams",
+    "reward_model": "valor_lib.rewards.config:RewardModelParams",
+    "verifier_error_analysis": "valor_lib.rewards.config:VerifierErrorAnalysisParams",
+    "grpo_training": "valor_lib.policy.config:GRPOTrainingParams",
+    "sft_baseline": "valor_lib.policy.config:SFTBaselineParams",
+    "pseudo_labelling": "valor_lib.grounding.config:PseudoLabellingParams",
+    "detector_finetuning": "valor_lib.grounding.config:DetectorFinetuningParams",
+    "evaluation": "valor_lib.evaluation.config:EvaluationParams",
+    "paper_tables": "valor_lib.tables_config:PaperTablesParams",
 }
 
 

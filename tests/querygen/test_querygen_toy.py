@@ -1,5 +1,5 @@
-"""The toy query generator: template queries about what it perceived, and (with the toy detector built) the
-whole request-to-JSON path on a pool image."""
+"""The toy query generator: template queries about what it perceived, and the whole request-to-JSON path on a
+rendered image."""
 
 import json
 
@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from valor_lib.clients import ChatClient
-from valor_lib.paths import toy_dir
 from valor_lib.querygen import build_request, parse_reply
 from valor_lib.querygen.toy_querygen import ToyQueryGenerator, typical_size
 from valor_lib.toyworld.queries import parse_query
@@ -38,11 +37,13 @@ def test_unknown_requests_get_no_json():
 
 
 @pytest.mark.slow
-def test_end_to_end_on_a_pool_image():
-    if not toy_dir("models", "detector-base").is_dir():
-        pytest.skip("the toy detector has not been built (notebook 00)")
-    image = sorted(toy_dir("images", "pool").glob("*.png"))[0]
-    with ChatClient("toy:querygen", role="querygen") as client:
+def test_end_to_end_on_a_rendered_image(scenes, detector_dir, tmp_path):
+    """The whole request -> tools -> JSON reply path, with a tiny GroundingDINO saved to a folder."""
+    image = tmp_path / "scene.png"
+    scenes[0][1].save(image)
+    options = {"detector": f"groundingdino-hf:{detector_dir}", "thresholds": [0.0, 0.0]}
+    with ChatClient("toy:querygen", role="querygen", brain_options=options) as client:
         reply = parse_reply(client.complete(build_request(image, 5)).text, 5)
+    assert reply.objects, "an untrained detector at threshold 0 still reports boxes"
     assert reply.suitable is False or all(parse_query(q) for q in reply.queries)
     assert json.dumps(reply.objects)

@@ -8,6 +8,7 @@ from valor_lib.toyworld.build import build_world
 from valor_lib.toyworld.config import ToyWorldParams
 
 SMALL = dict(eval_items=6, train_items=4, omni3d_rows=10, pool_images=3, source_images=4, detection_val_images=3,
+             knowledge_images=3,
              pretrain_queries=9, min_visible=0.3)
 
 

@@ -4,7 +4,7 @@ Layout written::
 
     images/<split>/<scene_id>.png    every image once (benchmark folders hold hard links to these)
     benchmarks/<benchmark>/...       the eight toy benchmarks, each in its real dataset's file format
-    detection/{source,val}.json      COCO boxes of images/source and images/detection-val
+    detection/{source,val,vlm-knowledge}.json  COCO boxes of images/source, images/detection-val, images/vlm-knowledge
     scenes/<split>.jsonl             scene ground truth of every image (scoring and annotations only)
     pretrain_queries.jsonl           text-only queries for the toy base model's pretraining
     manifest.json                    sizes, answer-type mix, seed, generation time
@@ -66,6 +66,7 @@ def plan_splits(p: ToyWorldParams) -> list[SplitPlan]:
         SplitPlan("pool", "pool", p.pool_images),
         SplitPlan("source", "source", p.source_images),
         SplitPlan("detection_val", "detection-val", p.detection_val_images),
+        SplitPlan("detection_val", "vlm-knowledge", p.knowledge_images),
         SplitPlan("pretrain", "pretrain", math.ceil(p.pretrain_queries / 3)),
     ]
     return [plan for plan in plans if plan.images > 0]

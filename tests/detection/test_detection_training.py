@@ -1,0 +1,219 @@
+"""The per-image grounding loss, the training loop (freezing, checkpoints, resume), inference and evaluation."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import GroundingDinoForObjectDetection
+from transformers.loss.loss_grounding_dino import GroundingDinoHungarianMatcher, GroundingDinoImageLoss
+
+from valor_lib.detection.data import load_coco
+from valor_lib.detection.evaluate import coco_map, evaluate_map, match_detections, precision_recall, predict
+from valor_lib.detection.inference import GroundingDinoDetector, Thresholds, match_phrases, nms
+from valor_lib.detection.loss import PerImageGroundingLoss, install_grounding_loss
+from valor_lib.detection.train import TrainConfig, set_trainable, train_detector
+
+
+def _outputs_and_targets():
+    """Three images whose captions differ in length and layout; one matched query each."""
+    seq = 8
+    label_maps = (
+        torch.tensor([[0, 1, 1, 0, 0, 0, 0, 0]]),  # "a b ."
+        torch.tensor([[0, 0, 1, 0, 0, 0, 0, 0]]),  # "[CLS] . c ."
+        torch.tensor([[0, 1, 0, 0, 0, 0, 0, 0], [0, 0, 0, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1, 1, 0]]),  # "e . f . g h ."
+    )
+    outputs = {"logits": torch.zeros(3, 4, seq), "label_maps": label_maps}
+    targets = [{"class_labels": torch.tensor([0])}, {"class_labels": torch.tensor([0])},
+               {"class_labels": torch.tensor([0])}]
+    indices = [(torch.tensor([0]), torch.tensor([0]))] * 3
+    return outputs, targets, indices
+
+
+def test_targets_come_from_each_images_own_label_map():
+    outputs, targets, indices = _outputs_and_targets()
+    matcher = GroundingDinoHungarianMatcher(class_cost=1, bbox_cost=5, giou_cost=2)
+    ours = PerImageGroundingLoss(matcher, 0.25, ["labels"])._get_target_classes_one_hot(outputs, targets, indices)
+    for b, target in enumerate(targets):
+        assert torch.equal(ours[b, 0], outputs["label_maps"][b][target["class_labels"][0]])
+        assert ours[b, 1:].sum() == 0
+    upstream = GroundingDinoImageLoss(matcher, 0.25, ["labels"])._get_target_classes_one_hot(outputs, targets, indices)
+    # the transformers criterion trains image 2 towards tokens of image 1's caption: the bug fixed here
+    assert not torch.equal(upstream[2, 0], outputs["label_maps"][2][0])
+
+
+def _batch(shapes_coco, processor, n=3):
+    from valor_lib.detection.collate import GroundingCollator
+
+    coco = load_coco(*shapes_coco)
+    batch = GroundingCollator(processor, coco.categories, 2)(list(coco)[:n], np.random.default_rng(0))
+    return {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}, batch["labels"]
+
+
+def test_encoder_proposals_get_gradients_only_with_our_loss(shapes_coco, tiny_detector):
+    model, processor = tiny_detector
+    inputs, labels = _batch(shapes_coco, processor)
+    proposal_heads = (model.model.encoder_output_bbox_embed.layers[-1].weight, model.model.enc_output.weight)
+
+    model(**inputs, labels=labels).loss.backward()  # transformers' own loss
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in proposal_heads)
+    model.zero_grad()
+
+    criterion = install_grounding_loss(model)
+    out = model(**inputs, labels=labels)
+    assert torch.isfinite(out.loss)
+    assert {"loss_ce", "loss_bbox", "loss_giou", "loss_ce_enc", "loss_giou_enc", "loss_ce_0"} <= set(out.loss_dict)
+    out.loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in proposal_heads)
+    criterion.remove()
+    assert not hasattr(model, "_loss_function")
+
+
+def test_our_loss_equals_upstream_where_upstream_is_right(shapes_coco, tiny_detector):
+    """Decoder heads of a single image: nothing to fix there, so both losses agree."""
+    model, processor = tiny_detector
+    inputs, labels = _batch(shapes_coco, processor, n=1)
+    model.eval()
+    upstream = model(**inputs, labels=labels).loss_dict
+    criterion = install_grounding_loss(model)
+    ours = model(**inputs, labels=labels).loss_dict
+    criterion.remove()
+    for key in ("loss_ce", "loss_bbox", "loss_giou", "loss_ce_0", "loss_giou_0"):
+        assert float(ours[key].detach()) == pytest.approx(float(upstream[key].detach()), rel=1e-5)
+
+
+def test_freezing_switches_backbone_and_text_encoder(tiny_detector):
+    model, _ = tiny_detector
+    set_trainable(model, freeze_backbone=True, freeze_text=True)
+    assert not any(p.requires_grad for p in model.model.backbone.conv_encoder.model.parameters())
+    assert not any(p.requires_grad for p in model.model.text_backbone.parameters())
+    assert all(p.requires_grad for p in model.model.decoder.parameters())
+    set_trainable(model, freeze_backbone=False, freeze_text=False)
+    assert all(p.requires_grad for p in model.parameters())
+
+
+CFG = TrainConfig(epochs=2, batches_per_epoch=2, batch_size=2, lr=1.0e-4, freeze_backbone=False, freeze_text=False,
+                  max_labels=2, checkpoint_every=1, device="cpu", grad_clip=1.0)
+
+
+def _train(make_tiny, tmp, shapes_coco, config=CFG, progress=False):
+    model, processor = make_tiny()
+    coco = load_coco(*shapes_coco)
+    return train_detector(model, processor, [coco.subset(range(3), "a"), coco.subset(range(3, 6), "b")], tmp,
+                          config, progress=progress)
+
+
+@pytest.mark.slow
+def test_training_saves_a_loadable_detector_and_resumes_exactly(shapes_coco, tmp_path, monkeypatch, make_tiny):
+    full = _train(make_tiny, tmp_path / "full", shapes_coco)
+    assert full.steps == 4 and len(full.history) == 4
+    assert (tmp_path / "full" / "config.json").exists() and not (tmp_path / "full" / "checkpoint").exists()
+    info = json.loads((tmp_path / "full" / "training.json").read_text())
+    assert info["complete"] and info["datasets"] == {"a": 3, "b": 3}
+    again = _train(make_tiny, tmp_path / "full", shapes_coco)  # finished: nothing to redo
+    assert again.history == full.history
+    detector = GroundingDinoDetector.from_pretrained(tmp_path / "full", device="cpu")
+    assert isinstance(detector.model, GroundingDinoForObjectDetection)
+
+    # interrupt after step 3 (a checkpoint is written every step), then resume
+    import valor_lib.detection.train as train_mod
+
+    real_step = torch.optim.AdamW.step
+    calls = {"n": 0}
+
+    def flaky_step(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", flaky_step)
+    with pytest.raises(KeyboardInterrupt):
+        _train(make_tiny, tmp_path / "resumed", shapes_coco)
+    monkeypatch.setattr(torch.optim.AdamW, "step", real_step)
+    state = torch.load(tmp_path / "resumed" / train_mod.CHECKPOINT_DIR / train_mod.STATE_FILE, weights_only=False)
+    assert state["step"] == 3
+    resumed = _train(make_tiny, tmp_path / "resumed", shapes_coco)
+    assert resumed.resumed_from == 3
+    assert [round(h["loss"], 4) for h in resumed.history] == [round(h["loss"], 4) for h in full.history]
+    with pytest.raises(ValueError, match="different config"):
+        _train(make_tiny, tmp_path / "resumed", shapes_coco, TrainConfig(**{**CFG.__dict__, "lr": 1.0e-3}))
+
+
+def test_label_filter_drops_boxes_whose_phrase_was_not_asked():
+    # caption "[CLS] red chair . table . [SEP]": spans (1, 3) and (4, 5)
+    spans = [(1, 3), (4, 5)]
+    probs = torch.zeros(4, 7)
+    probs[0, 1:3] = 0.9  # red chair, both tokens
+    probs[1, 2] = 0.9  # only "chair": "red chair" not matched -> dropped
+    probs[2, 4] = 0.5  # table
+    probs[3, 1:3] = torch.tensor([0.3, 0.3])  # red chair but weak
+    boxes = torch.tensor([[0, 0, 10, 10], [5, 5, 20, 20], [1, 1, 8, 9], [2, 2, 4, 4]], dtype=torch.float32)
+    dets = match_phrases(probs, spans, ["red chair", "table"], boxes, Thresholds(0.35, 0.25))
+    assert [(d["label"], d["score"]) for d in dets] == [("red chair", 0.9), ("table", 0.5)]
+    low = match_phrases(probs, spans, ["red chair", "table"], boxes, Thresholds(0.1, 0.1))
+    assert [d["label"] for d in low] == ["red chair", "table", "red chair"]
+
+
+def test_nms_per_label_and_class_agnostic():
+    dets = [{"bbox": [0, 0, 10, 10], "label": "a", "score": 0.9}, {"bbox": [1, 1, 10, 10], "label": "a", "score": 0.8},
+            {"bbox": [0, 0, 10, 10], "label": "b", "score": 0.7}]
+    assert [d["score"] for d in nms(dets, 0.5)] == [0.9, 0.7]
+    assert [d["score"] for d in nms(dets, 0.5, class_agnostic=True)] == [0.9]
+
+
+def test_detector_runs_batched_with_chunked_captions(shapes_coco, tiny_detector):
+    model, processor = tiny_detector
+    detector = GroundingDinoDetector(model, processor, device="cpu", batch_size=2)
+    coco = load_coco(*shapes_coco)
+    from PIL import Image
+
+    images = [Image.open(s.image_path) for s in list(coco)[:3]]
+    many = "square, disc, red square, blue disc, red thing, blue thing, thing, red disc, blue square"
+    out = detector.detect_batch(images, [many, "square", "disc"], Thresholds(0.0, 0.0))
+    assert len(out) == 3
+    asked = set(many.split(", "))
+    assert {d["label"] for d in out[0]} <= asked and len({d["label"] for d in out[0]}) > 1
+    for d in out[0]:
+        x1, y1, x2, y2 = d["bbox"]
+        assert 0 <= x1 < x2 <= 64 and 0 <= y1 < y2 <= 48
+    assert {d["label"] for d in out[1]} <= {"square"}
+    with pytest.raises(ValueError, match="names no object"):
+        detector.detect(images[0], " , ")
+
+
+def test_coco_map_is_one_for_ground_truth_and_zero_for_misses(shapes_coco):
+    coco = load_coco(*shapes_coco)
+    perfect = [[{"bbox": list(i.bbox), "label": i.category, "score": 1.0} for i in s.instances] for s in coco]
+    assert coco_map(coco, perfect)["mAP"] == pytest.approx(1.0)
+    shifted = [[{"bbox": [i.bbox[0] + 30, i.bbox[1], i.bbox[2] + 30, i.bbox[3]], "label": i.category, "score": 1.0}
+                for i in s.instances] for s in coco]
+    assert coco_map(coco, shifted)["AP50"] < 0.5
+    pr = precision_recall(coco, perfect)
+    assert pr["precision"] == pr["recall"] == 1.0 and pr["fp"] == 0
+    wrong_label = [[{**d, "label": "disc" if d["label"] == "square" else "square"} for d in dets] for dets in perfect]
+    assert precision_recall(coco, wrong_label)["tp"] == 0
+    assert match_detections([[0, 0, 10, 10]], ["a"], [{"bbox": [0, 0, 10, 10], "label": "a", "score": 0.5},
+                                                      {"bbox": [0, 0, 10, 9], "label": "a", "score": 0.9}]) == [False, True]
+
+
+def test_evaluate_map_runs_a_detector_end_to_end(shapes_coco, tiny_detector):
+    model, processor = tiny_detector
+    detector = GroundingDinoDetector(model, processor, device="cpu")
+    coco = load_coco(*shapes_coco)
+    result = evaluate_map(detector, coco, progress=False)
+    assert set(result) >= {"mAP", "AP50"} and 0.0 <= result["mAP"] <= 1.0
+    dets = predict(detector, coco, Thresholds(0.0, 0.0), progress=False)
+    assert len(dets) == len(coco) and all(d["label"] in coco.categories for ds in dets for d in ds)
+
+
+def test_evaluate_checkpoint_from_a_folder(shapes_coco, tiny_detector, tmp_path):
+    from valor_lib.detection.evaluate import evaluate_checkpoint
+
+    model, processor = tiny_detector
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    result = evaluate_checkpoint(tmp_path, *shapes_coco, device="cpu", progress=False)
+    assert result["images"] == 6 and 0.0 <= result["AP50"] <= 1.0
+    assert {"box0.35_text0.25", "box0.1_text0.1"} <= set(result)
+    assert result["box0.1_text0.1"]["detections_per_image"] >= result["box0.35_text0.25"]["detections_per_image"]

@@ -1,0 +1,137 @@
+"""Mining: source formats, programs (resumable), per-image prompts, low-threshold detections with materialised
+images; the experiment helpers of the fine-tuning stage."""
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from valor_lib.detection.inference import GroundingDinoDetector, Thresholds
+from valor_lib.detection.tiny import TinyDetectorConfig, build_tiny_detector
+from valor_lib.evaluation.records import ImageRef
+from valor_lib.grounding.experiment import SharedPrograms, claim_rows, run_dir, spread
+from valor_lib.grounding.mining import detect_candidates, image_jobs, program_stats, write_programs
+from valor_lib.grounding.sources import (
+    ExclusionParams,
+    MiningItem,
+    MiningSourceError,
+    MiningSourceParams,
+    excluded_names,
+    load_source,
+)
+
+
+class Writer:
+    """Writes a program detecting the last word of each question; counts calls."""
+
+    def __init__(self):
+        self.calls = []
+
+    def write(self, questions, n=1, seed=None):
+        self.calls.append((list(questions), seed))
+        out = []
+        for q in questions:
+            noun = q.rstrip("?").split()[-1]
+            if noun == "broken":
+                out.append(["<plan>x</plan><answer>final_answer = (</answer>"])
+            else:
+                code = f'n = "{noun}"\\nboxes = gd_detect(image, n + ", red " + n)\\nfinal_answer = len(boxes)'
+                out.append([f"<plan>1. count</plan>\n<answer>\n{code}\n</answer>".replace("\\n", "\n")])
+        return out
+
+
+def _items(tmp_path, questions):
+    items = []
+    for i, (image, question) in enumerate(questions):
+        path = tmp_path / image
+        if not path.exists():
+            Image.new("RGB", (64, 48), (i * 20, 90, 80)).save(path)
+        items.append(MiningItem(f"src/{i:05d}", "src", question, image, ImageRef(path=path)))
+    return items
+
+
+def test_programs_are_written_once_and_resumed(tmp_path):
+    items = _items(tmp_path, [("a.png", "How many chairs?"), ("a.png", "Is it broken"), ("b.png", "Any lamps?")])
+    writer = Writer()
+    programs = write_programs(writer, items, tmp_path / "p.jsonl", seed=5, batch_size=2, progress=False)
+    assert [c[1] for c in writer.calls] == [5, 7]  # one seed per fixed batch
+    assert programs["src/00000"]["queries"]["prompts"] == ["chairs, red chairs"]
+    assert programs["src/00000"]["queries"]["phrases"] == ["chair", "red chair"]
+    assert programs["src/00001"]["queries"]["error"].startswith("SyntaxError")
+    again = write_programs(writer, items, tmp_path / "p.jsonl", seed=5, batch_size=2, progress=False)
+    assert len(writer.calls) == 2 and again == programs
+    stats = program_stats(programs)[0]
+    assert (stats["questions"], stats["with_queries"], stats["unparsable"]) == (3, 2, 1)
+    jobs = image_jobs(items, programs)
+    assert [(j.key, j.prompts, j.question_ids) for j in jobs] == [
+        ("src/a.png", ["chairs, red chairs"], ["src/00000", "src/00001"]), ("src/b.png", ["lamps, red lamps"], ["src/00002"])]
+
+
+def test_detections_pool_each_images_prompts_and_materialise_images(tmp_path):
+    items = _items(tmp_path, [("a.png", "How many chairs?"), ("b.png", "Any lamps?"), ("missing.png", "Any vases?")])
+    (tmp_path / "missing.png").unlink()
+    programs = write_programs(Writer(), items, tmp_path / "p.jsonl", progress=False)
+    torch.manual_seed(0)
+    model, processor = build_tiny_detector(["chair", "chairs", "lamp", "lamps", "red", "vase", "vases"],
+                                           TinyDetectorConfig(d_model=32, num_queries=6, ffn_dim=32, heads=2,
+                                                              max_text_len=24, text_hidden=16,
+                                                              backbone_channels=[8, 16, 32], image_size=(48, 64)))
+    detector = GroundingDinoDetector(model, processor, device="cpu")
+    candidates = detect_candidates(detector, image_jobs(items, programs), tmp_path / "c.jsonl", tmp_path / "img",
+                                   Thresholds(0.0, 0.0), max_per_prompt=3, progress=False)
+    a = candidates["src/a.png"]
+    assert a["file"] == "src/a.png" and (tmp_path / "img" / "src" / "a.png").is_file()
+    assert a["queried"] == ["chair", "red chair"] and 1 <= len(a["boxes"]) <= 3
+    assert {b["label"] for b in a["boxes"]} <= {"chair", "red chair"} and a["boxes"][0]["box_id"] == "src/a.png#0"
+    broken = candidates["src/missing.png"]
+    assert broken["file"] is None and broken["boxes"] == [] and "missing" in broken["error"]
+    again = detect_candidates(None, image_jobs(items, programs), tmp_path / "c.jsonl", tmp_path / "img",
+                              Thresholds(0.0, 0.0), progress=False)
+    assert again == candidates  # resumed: the detector is not called again
+
+
+def test_source_formats(tmp_path):
+    (tmp_path / "img").mkdir()
+    (tmp_path / "list.json").write_text(json.dumps([{"question": "How many?", "image": "VG_100K/1.jpg"}]))
+    (tmp_path / "gqa.json").write_text(json.dumps({"q7": {"imageId": "n1", "question": "What is it?"}}))
+    (tmp_path / "q.jsonl").write_text(json.dumps({"id": "gen/x", "image": "img/x.png", "question": "Q?",
+                                                  "source": "generated"}) + "\n" + json.dumps(
+        {"id": "omni/y", "image": "img/y.png", "question": "R?", "source": "omni3d-bench"}) + "\n")
+    grit = load_source(MiningSourceParams(name="tally", format="grit", path=str(tmp_path / "list.json"),
+                                          images=str(tmp_path)))
+    assert grit[0].image.path == tmp_path / "VG_100K/1.jpg" and grit[0].id == "tally/00000"
+    gqa = load_source(MiningSourceParams(name="gqa", format="gqa", path=str(tmp_path / "gqa.json"), images="x"))
+    assert gqa[0].image_name == "n1.jpg" and gqa[0].id == "gqa/q7"
+    gen = load_source(MiningSourceParams(name="gen", format="queries", path=str(tmp_path / "q.jsonl"),
+                                         keep_source="generated"))
+    assert [g.id for g in gen] == ["gen/x"]
+    (tmp_path / "bad.jsonl").write_text('{"question": "no image"}\n')
+    with pytest.raises(MiningSourceError, match="image"):
+        load_source(MiningSourceParams(name="b", format="grit", path=str(tmp_path / "bad.jsonl")))
+
+
+def test_visual_genome_images_of_excluded_coco_images_are_excluded(tmp_path):
+    (tmp_path / "val.json").write_text(json.dumps({"images": [{"id": 42, "file_name": "000000000042.jpg"}]}))
+    (tmp_path / "vg.json").write_text(json.dumps([{"image_id": 7, "coco_id": 42}, {"image_id": 8, "coco_id": None}]))
+    names = excluded_names(ExclusionParams(coco=[str(tmp_path / "val.json")], names=["a/b.png"],
+                                           vg_image_data=str(tmp_path / "vg.json")))
+    assert names == {"000000000042.jpg", "b.png", "7.jpg"}
+
+
+def test_experiment_helpers(tmp_path):
+    class Counting:
+        calls = 0
+
+        def write(self, questions, n=1, seed=None):
+            Counting.calls += 1
+            return [[f"{q}-{seed}"] for q in questions]
+
+    shared = SharedPrograms(Counting())
+    assert shared.write(["a", "b"], seed=1) == shared.write(["a", "b"], seed=1) == [["a-1"], ["b-1"]]
+    assert Counting.calls == 1 and shared.write(["a"], seed=2) == [["a-2"]] and Counting.calls == 2
+    assert run_dir(tmp_path, "verified", 0, 0) == tmp_path / "detector"
+    assert run_dir(tmp_path, "verified", 1, 0) == tmp_path / "runs" / "verified-seed1"
+    assert spread([0.1, 0.3])["mean"] == 0.2 and spread([0.5])["std"] == 0.0
+    rows = claim_rows({"pretrained": [0.1], "verified": [0.2, 0.4]}, {"vsr": {"pretrained": [50.0], "verified": [60.0, 70.0]}})
+    assert rows[0]["mAP"] == "0.1" and rows[1]["mAP"].startswith("0.3 ± 0.1") and rows[1]["mean acc %"] == 65.0

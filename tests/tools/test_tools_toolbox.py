@@ -1,0 +1,146 @@
+"""The toolbox: input checks, detector caching, spec resolution, the API text, and programs calling the
+real tools through the sandbox."""
+
+import io
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from valor_lib.detection.inference import MINING, Thresholds
+from valor_lib.paths import MissingDataError
+from valor_lib.tools import TOOL_NAMES, Toolbox, ToolInputError, tool_api_text
+from valor_lib.tools.backends import resolve_model_path
+from valor_lib.tools.detector import check_prompt
+from valor_lib.tools.images import check_box, load_image
+
+
+def test_images_from_paths_pil_and_bytes_share_a_key(tmp_path):
+    image = Image.new("RGB", (16, 8), (1, 2, 3))
+    image.save(tmp_path / "a.png")
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    keys = {load_image(x).key for x in (tmp_path / "a.png", str(tmp_path / "a.png"), image, buf.getvalue())}
+    assert len(keys) == 1
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    (tmp_path / "empty.png").write_bytes(b"")
+    for bad, message in ((tmp_path / "missing.png", "not found"), (tmp_path / "bad.png", "not a readable image"),
+                         (tmp_path / "empty.png", "empty"), (b"", "empty"), (42, "must be a file path")):
+        with pytest.raises(ToolInputError, match=message):
+            load_image(bad)
+
+
+def test_boxes_are_checked_and_clipped():
+    assert check_box([-5, 2, 300, 40], 100, 50) == (0.0, 2.0, 100.0, 40.0)
+    assert check_box(np.array([1, 2, 3, 4]), 10, 10) == (1.0, 2.0, 3.0, 4.0)
+    assert check_box((np.float32(1), 2, 3, np.int64(4)), 10, 10) == (1.0, 2.0, 3.0, 4.0)
+    bad = {"nan": [0, 0, math.nan, 5], "inf": [0, 0, math.inf, 5], "short": [0, 0, 5], "inverted": [5, 5, 1, 1],
+           "flat": [2, 2, 2, 8], "outside": [200, 0, 300, 10], "text": "0,0,5,5", "words": ["a", 0, 5, 5],
+           "bool": [True, 0, 5, 5], "detection": {"bbox": [0, 0, 5, 5]}, "none": None}
+    for name, box in bad.items():
+        with pytest.raises(ToolInputError):
+            check_box(box, 100, 50)
+            pytest.fail(f"accepted the {name} box {box!r}")
+
+
+def test_prompts_are_checked():
+    assert check_prompt("Chair,  red lamp ,") == ["chair", "red lamp"]
+    for bad in ("", " , ", None, ["chair"], "x" * 2000):
+        with pytest.raises(ToolInputError):
+            check_prompt(bad)
+
+
+def test_api_text_documents_every_tool():
+    text = tool_api_text()
+    assert set(TOOL_NAMES) == {"gd_detect", "depth", "vqa"}
+    for needle in ("def gd_detect(image, prompt: str) -> list[dict]", "def depth(image, bbox", "def vqa(image, bbox",
+                   "None", "metres", "no particular order", "appearance"):
+        assert needle in text
+    compile(text, "<api>", "exec")  # valid Python stubs
+
+
+def test_model_paths_resolve_against_the_repo_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("VALOR_ROOT", str(tmp_path))
+    (tmp_path / "data" / "toy" / "models" / "det").mkdir(parents=True)
+    assert resolve_model_path("data/toy/models/det") == str(tmp_path / "data/toy/models/det")
+    assert resolve_model_path("IDEA-Research/grounding-dino-tiny") == "IDEA-Research/grounding-dino-tiny"
+    with pytest.raises(MissingDataError, match="toy_world stage"):
+        resolve_model_path("data/toy/models/missing")
+    with pytest.raises(MissingDataError):
+        resolve_model_path("ckpt.pth")
+
+
+@pytest.fixture(scope="module")
+def toolbox(detector_dir):
+    return Toolbox.from_specs(f"groundingdino-hf:{detector_dir}", "toy:ground-plane", "toy:vqa", device="cpu")
+
+
+def test_tools_called_directly(toolbox, scenes):
+    scene, image = scenes[0]
+    dets = toolbox.gd_detect(image, "chair, red table")
+    assert isinstance(dets, list) and all(d["label"] in ("chair", "red table") for d in dets)
+    obj = max(scene.objects, key=lambda o: o.visible)
+    assert toolbox.depth(image, obj.bbox) == pytest.approx(obj.depth, rel=0.05)
+    assert toolbox.vqa(image, obj.bbox, "What colour is it?") in (*__import__("valor_lib").toyworld.vocab.COLORS,
+                                                                   "unknown")
+    assert toolbox.vqa(image, None, "What is happening?") == "unknown"
+    with pytest.raises(ToolInputError):
+        toolbox.depth(image, [0, 0, 0, 0])
+    with pytest.raises(ToolInputError):
+        toolbox.vqa(image, [1, 2, 3], "colour?")
+    with pytest.raises(ToolInputError):
+        toolbox.gd_detect(image, "")
+
+
+def test_detections_are_cached_per_image_prompt_and_thresholds(toolbox, scenes, monkeypatch):
+    calls = []
+    real = toolbox.detector.detector.detect_batch
+
+    def counting(images, prompts, *args, **kwargs):
+        calls.append(len(images))
+        return real(images, prompts, *args, **kwargs)
+
+    monkeypatch.setattr(toolbox.detector.detector, "detect_batch", counting)
+    toolbox.detector.cache.clear()
+    (_, a), (_, b) = scenes[2], scenes[3]
+    first = toolbox.gd_detect(a, "lamp, box")
+    first.append("mutated by the caller")
+    assert toolbox.gd_detect(a.copy(), "lamp,box ") == first[:-1] and calls == [1]  # same pixels, same phrases
+    toolbox.gd_detect(b, "lamp, box")
+    toolbox.gd_detect_many([a], ["lamp, box"], MINING)
+    assert calls == [1, 1, 1]
+    out = toolbox.gd_detect_many([a, b, scenes[4][1], scenes[4][1]], ["lamp, box", "lamp, box", "vase", "vase"],
+                                 Thresholds(0.0, 0.0))
+    assert calls == [1, 1, 1, 3] and out[2] == out[3]  # two cached, one computed once for two requests
+    assert all(d["label"] == "vase" for d in out[2])
+
+
+def test_programs_call_the_real_tools_through_the_sandbox(toolbox, scenes, tmp_path):
+    from valor_lib.programs import execute
+
+    scene, image = scenes[0]
+    path = tmp_path / "scene.png"
+    image.save(path)
+    obj = max(scene.objects, key=lambda o: o.visible)
+    code = f"""
+boxes = gd_detect(image, "{obj.category}")
+d = depth(image, {list(obj.bbox)})
+colour = vqa(image, {list(obj.bbox)}, "What color is this object?")
+final_answer = [len(boxes), round(d, 2), colour]
+"""
+    result = execute(code, tools=toolbox.tools(), image=str(path), timeout_s=60)
+    assert result.ok, result.error
+    assert result.answer[1] == pytest.approx(obj.depth, rel=0.05)
+    bad = execute("final_answer = depth(image, [5, 5, 1, 1])", tools=toolbox.tools(), image=str(path), timeout_s=60)
+    assert not bad.ok and bad.error_type == "runtime" and "ToolInputError" in bad.error and "x2 > x1" in bad.error
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(path.read_bytes()[:2000])  # the header still gives the size, the pixels are gone
+    corrupt = execute("final_answer = gd_detect(image, 'chair')", tools=toolbox.tools(), image=str(truncated),
+                      timeout_s=60)
+    assert not corrupt.ok and corrupt.error_type == "runtime" and "not a readable image" in corrupt.error
+    for program, message in (("final_answer = gd_detect(image, '  ')", "names no object"),
+                             ("final_answer = vqa(image, None, 42)", "must be a string"),
+                             ("final_answer = depth(image, [1, 2, float('nan'), 4])", "non-finite")):
+        res = execute(program, tools=toolbox.tools(), image=str(path), timeout_s=60)
+        assert not res.ok and res.error_type == "runtime" and message in res.error, (program, res.error)

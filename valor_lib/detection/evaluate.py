@@ -1,0 +1,142 @@
+"""COCO-style evaluation of a GroundingDINO detector: mAP / AP50 with pycocotools, and precision / recall at
+a fixed pair of thresholds (what a program calling ``gd_detect`` actually gets).
+
+    det = GroundingDinoDetector.from_pretrained("data/toy/models/detector-base")
+    ds = load_coco("data/toy/detection/val.json", "data/toy/images/detection-val")
+    evaluate_map(det, ds)                        # {"mAP": ..., "AP50": ..., "AP75": ...}
+    precision_recall(ds, predict(det, ds, INFERENCE))
+
+Every image is prompted with all of the dataset's category names (split over several captions when needed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from valor_lib.detection.data import DetectionDataset
+from valor_lib.detection.inference import INFERENCE, MINING, GroundingDinoDetector, Thresholds, box_iou
+
+# mAP keeps every query's best phrase: no score cut (COCO AP integrates over scores itself).
+MAP_THRESHOLDS = Thresholds(0.0, 0.0)
+
+
+def predict(detector: GroundingDinoDetector, dataset: DetectionDataset, thresholds: Thresholds,
+            batch_size: int = 8, nms_iou: float | None = None, progress: bool = True) -> list[list[dict[str, Any]]]:
+    """Detections for every image of ``dataset`` (prompt: all its category names), in dataset order."""
+    prompt = ", ".join(dataset.categories)
+    out: list[list[dict[str, Any]]] = []
+    for start in tqdm(range(0, len(dataset), batch_size), desc=f"detect {dataset.name}", disable=not progress):
+        samples = dataset.samples[start: start + batch_size]
+        images = []
+        for s in samples:
+            with Image.open(s.image_path) as im:
+                images.append(im.convert("RGB"))
+        out += detector.detect_batch(images, [prompt] * len(images), thresholds, nms_iou)
+    return out
+
+
+def coco_ground_truth(dataset: DetectionDataset) -> dict[str, Any]:
+    """The dataset as a COCO ground-truth dict (image ids 1..N in dataset order, category ids 1..K)."""
+    cat_ids = {c: i + 1 for i, c in enumerate(dataset.categories)}
+    images, annotations = [], []
+    for image_id, sample in enumerate(dataset.samples, start=1):
+        images.append({"id": image_id, "width": sample.width, "height": sample.height,
+                       "file_name": sample.image_path.name})
+        for inst in sample.instances:
+            x1, y1, x2, y2 = inst.bbox
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": cat_ids[inst.category],
+                                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
+    return {"images": images, "annotations": annotations,
+            "categories": [{"id": i, "name": c} for c, i in cat_ids.items()]}
+
+
+def coco_map(dataset: DetectionDataset, detections: Sequence[Sequence[dict[str, Any]]]) -> dict[str, float]:
+    """pycocotools bbox AP of ``detections`` (one list per image, labels = category names)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    if len(detections) != len(dataset):
+        raise ValueError(f"{len(detections)} detection lists for {len(dataset)} images")
+    gt = COCO()
+    gt.dataset = coco_ground_truth(dataset)
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+    cat_ids = {c: i + 1 for i, c in enumerate(dataset.categories)}
+    results = [{"image_id": image_id, "category_id": cat_ids[d["label"]], "score": float(d["score"]),
+                "bbox": [d["bbox"][0], d["bbox"][1], d["bbox"][2] - d["bbox"][0], d["bbox"][3] - d["bbox"][1]]}
+               for image_id, dets in enumerate(detections, start=1) for d in dets if d["label"] in cat_ids]
+    if not results:
+        return {"mAP": 0.0, "AP50": 0.0, "AP75": 0.0, "AP_small": 0.0, "AP_medium": 0.0, "AP_large": 0.0}
+    with contextlib.redirect_stdout(io.StringIO()):
+        dt = gt.loadRes(results)
+        ev = COCOeval(gt, dt, "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    names = ("mAP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large")
+    return {n: round(max(float(v), 0.0), 4) for n, v in zip(names, ev.stats[:6], strict=True)}
+
+
+def evaluate_map(detector: GroundingDinoDetector, dataset: DetectionDataset, batch_size: int = 8,
+                 progress: bool = True) -> dict[str, float]:
+    """COCO mAP / AP50 / AP75 of a detector on a dataset."""
+    return coco_map(dataset, predict(detector, dataset, MAP_THRESHOLDS, batch_size, progress=progress))
+
+
+def match_detections(gt_boxes: Sequence[Sequence[float]], gt_labels: Sequence[str],
+                     detections: Sequence[dict[str, Any]], iou: float = 0.5) -> list[bool]:
+    """Greedy matching, best score first: whether each detection (in the given order) hits an unmatched
+    ground-truth box of its label with IoU >= ``iou``."""
+    import torch
+
+    hits = [False] * len(detections)
+    if not detections or not gt_boxes:
+        return hits
+    overlap = box_iou(torch.tensor([d["bbox"] for d in detections], dtype=torch.float32),
+                      torch.tensor([list(b) for b in gt_boxes], dtype=torch.float32)).numpy()
+    used = np.zeros(len(gt_boxes), bool)
+    for i in sorted(range(len(detections)), key=lambda k: -detections[k]["score"]):
+        candidates = [(overlap[i, j], j) for j in range(len(gt_boxes))
+                      if not used[j] and gt_labels[j] == detections[i]["label"] and overlap[i, j] >= iou]
+        if candidates:
+            used[max(candidates)[1]] = True
+            hits[i] = True
+    return hits
+
+
+def precision_recall(dataset: DetectionDataset, detections: Sequence[Sequence[dict[str, Any]]],
+                     iou: float = 0.5) -> dict[str, float]:
+    """Precision, recall and counts of detections against the dataset's boxes (IoU >= ``iou``, same label)."""
+    tp = fp = n_gt = 0
+    for sample, dets in zip(dataset.samples, detections, strict=True):
+        hits = match_detections([i.bbox for i in sample.instances], [i.category for i in sample.instances], dets, iou)
+        tp += sum(hits)
+        fp += len(hits) - sum(hits)
+        n_gt += len(sample.instances)
+    return {"precision": round(tp / max(tp + fp, 1), 4), "recall": round(tp / max(n_gt, 1), 4),
+            "tp": tp, "fp": fp, "fn": n_gt - tp, "detections_per_image": round((tp + fp) / max(len(dataset), 1), 2)}
+
+
+def evaluate_checkpoint(checkpoint: str | os.PathLike, coco_json: str | os.PathLike, image_dir: str | os.PathLike,
+                        device: str = "auto", batch_size: int = 8,
+                        thresholds: Sequence[Thresholds] = (INFERENCE, MINING),
+                        progress: bool = True) -> dict[str, Any]:
+    """COCO mAP / AP50 of a ``groundingdino-hf`` checkpoint (folder or hub id) on a COCO json + image folder,
+    plus precision / recall at each pair of ``thresholds``."""
+    from valor_lib.detection.data import load_coco
+
+    detector = GroundingDinoDetector.from_pretrained(checkpoint, device=device)
+    dataset = load_coco(coco_json, image_dir)
+    result: dict[str, Any] = {"images": len(dataset), **evaluate_map(detector, dataset, batch_size, progress)}
+    for th in thresholds:
+        dets = predict(detector, dataset, th, batch_size, progress=progress)
+        result[f"box{th.box}_text{th.text}"] = precision_recall(dataset, dets)
+    return result

@@ -1,0 +1,96 @@
+"""The fine-tuning stage's experiment: runs per (pseudo-label set, seed), identical programs for every detector
+on the grounding-heavy benchmarks, and the claim table (pretrained vs unverified vs verified, spread over seeds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MAIN_VARIANT = "verified"
+PRETRAINED = "pretrained"
+
+
+def run_dir(out: Path, variant: str, seed: int, main_seed: int) -> Path:
+    """Where a run's detector goes: the main run (verified, first seed) is ``<out>/detector``, the stage's
+    product; the others are ``<out>/runs/<variant>-seed<seed>``."""
+    if variant == MAIN_VARIANT and seed == main_seed:
+        return out / "detector"
+    return out / "runs" / f"{variant}-seed{seed}"
+
+
+def run_name(variant: str, seed: int) -> str:
+    return f"{variant}-seed{seed}"
+
+
+class SharedPrograms:
+    """A program writer that writes each batch once and hands the same responses to every later caller, so
+    that every detector is evaluated on identical programs (paper Figure 7)."""
+
+    def __init__(self, writer: Any):
+        self.writer = writer
+        self.memory: dict[tuple, list[list[str]]] = {}
+        self.written = 0
+
+    def write(self, questions: list[str], n: int = 1, seed: int | None = None) -> list[list[str]]:
+        key = (tuple(questions), n, seed)
+        if key not in self.memory:
+            self.memory[key] = self.writer.write(list(questions), n=n, seed=seed)
+            self.written += len(questions)
+        return [list(r) for r in self.memory[key]]
+
+
+def benchmark_runs(detectors: Mapping[str, str], params: Any, common: Any, seed: int,
+                   progress: bool = True) -> dict[str, dict[str, Any]]:
+    """``{detector name: {benchmark: BenchmarkRun}}`` for ``params`` (the stage's ``evaluation`` block): one
+    program writer for all, with cached predictions reused across stages."""
+    import gc
+
+    from valor_lib.evaluation.benchmarks import load
+    from valor_lib.evaluation.systems import evaluate_benchmarks, program_system
+
+    items = {b: load(b, params.data.source(), limit=params.limit, seed=seed) for b in params.benchmarks}
+    shared: SharedPrograms | None = None
+    runs = {}
+    for name, spec in detectors.items():
+        solver, toolbox = program_system(params.policy, spec, common, params)
+        shared = shared or SharedPrograms(solver.writer)
+        solver.writer = shared
+        runs[name] = evaluate_benchmarks(solver, items, judge=None, seed=seed, batch_size=params.batch_size,
+                                         progress=progress)
+        del solver, toolbox
+        gc.collect()
+    return runs
+
+
+def spread(values: Sequence[float]) -> dict[str, Any]:
+    """Mean, standard deviation (population; 0 for one value) and the values."""
+    arr = np.asarray(values, dtype=float)
+    return {"mean": round(float(arr.mean()), 4) if len(arr) else None,
+            "std": round(float(arr.std()), 4) if len(arr) else None, "n": len(arr),
+            "values": [round(float(v), 4) for v in arr]}
+
+
+def claim_rows(maps: Mapping[str, Sequence[float]], accuracy: Mapping[str, Mapping[str, Sequence[float]]],
+               ) -> list[dict[str, Any]]:
+    """One row per detector kind: mAP and accuracy per benchmark as ``mean ± std (n)`` strings, plus means."""
+    rows = []
+    for kind, values in maps.items():
+        row: dict[str, Any] = {"detector": kind, "mAP": _fmt(spread(values))}
+        for benchmark, per_kind in accuracy.items():
+            if kind in per_kind:
+                row[f"{benchmark} acc %"] = _fmt(spread(per_kind[kind]))
+        means = [spread(per_kind[kind])["mean"] for per_kind in accuracy.values() if kind in per_kind]
+        if means:
+            row["mean acc %"] = round(float(np.mean(means)), 2)
+        rows.append(row)
+    return rows
+
+
+def _fmt(s: Mapping[str, Any]) -> str:
+    if s["mean"] is None:
+        return "—"
+    return f"{s['mean']:.4g}" if s["n"] == 1 else f"{s['mean']:.4g} ± {s['std']:.2g} (n={s['n']})"

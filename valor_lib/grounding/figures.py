@@ -1,0 +1,110 @@
+"""Pictures for the grounding notebooks: boxes after each verification stage, precision per stage, training
+curves, mAP and accuracy with their spread over seeds, detections before and after fine-tuning."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from valor_lib.viz import PALETTE, draw_boxes, image_grid
+
+# Pseudo-label precision after each stage reported for the paper's pipeline (secondary summary, facts.md).
+PAPER_PRECISION = {"coarse": 0.45, "crop": 0.50, "dedup": 0.75}
+STAGE_TITLES = {"detections": "low-threshold detections", "coarse": "after coarse filter", "crop": "after crop check",
+                "dedup": "after de-duplication"}
+
+
+def stage_gallery(candidates: Mapping[str, Mapping[str, Any]], survivors: Mapping[str, Mapping[str, Sequence[str]]],
+                  image_root: str | Path, image_ids: Sequence[str], scale: int = 2) -> Any:
+    """One row per image, one column per stage: the boxes that stage kept, labelled."""
+    stages = list(survivors)
+    pictures, titles = [], []
+    for image_id in image_ids:
+        record = candidates[image_id]
+        by_id = {b["box_id"]: b for b in record["boxes"]}
+        with Image.open(Path(image_root) / record["file"]) as im:
+            image = im.convert("RGB")
+        for stage in stages:
+            kept = [by_id[k] for k in survivors[stage].get(image_id, [])]
+            boxes = [{"bbox": b["bbox"], "label": b["label"], "color": PALETTE[i % len(PALETTE)]}
+                     for i, b in enumerate(kept)]
+            pictures.append(draw_boxes(image, boxes, scale=scale))
+            titles.append(f"{image_id}\n{STAGE_TITLES.get(stage, stage)}: {len(kept)} boxes")
+    return image_grid(pictures, titles, ncols=len(stages))
+
+
+def precision_chart(rows: Sequence[Mapping[str, Any]], paper: Mapping[str, float] = PAPER_PRECISION) -> Any:
+    """Precision and recall per stage (bars) with the paper's precision (markers)."""
+    import matplotlib.pyplot as plt
+
+    stages = [r["stage"] for r in rows]
+    x = np.arange(len(stages))
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    ax.bar(x - 0.2, [r["precision"] or 0 for r in rows], 0.4, label="precision (ours)", color="tab:green")
+    ax.bar(x + 0.2, [r["recall"] or 0 for r in rows], 0.4, label="recall (ours)", color="tab:blue", alpha=0.6)
+    marks = [(i, paper[s]) for i, s in enumerate(stages) if s in paper]
+    if marks:
+        ax.scatter([m[0] - 0.2 for m in marks], [m[1] for m in marks], marker="D", color="black", zorder=3,
+                   label="precision (paper)")
+    ax.set_xticks(x, [STAGE_TITLES.get(s, s) for s in stages], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("fraction")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(histories: Mapping[str, Sequence[Mapping[str, float]]], window: int = 5) -> Any:
+    """Training loss per step (moving average) of each run."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    for name, history in histories.items():
+        loss = np.array([h["loss"] for h in history], dtype=float)
+        if len(loss) == 0:
+            continue
+        k = min(window, len(loss))
+        smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
+        ax.plot(np.arange(k, len(loss) + 1), smooth, label=name)
+    ax.set(xlabel="step", ylabel="loss", title="fine-tuning loss (moving average)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def spread_bars(table: Mapping[str, Mapping[str, Sequence[float]]], title: str, ylabel: str) -> Any:
+    """Grouped bars of mean +- std over seeds: ``table[row][metric] = [value per seed]``."""
+    import matplotlib.pyplot as plt
+
+    rows = list(table)
+    metrics = list(dict.fromkeys(m for r in rows for m in table[r]))
+    x = np.arange(len(metrics))
+    width = 0.8 / max(len(rows), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(metrics) + 2), 3.6))
+    for i, row in enumerate(rows):
+        values = [np.asarray(table[row].get(m, []), dtype=float) for m in metrics]
+        means = [v.mean() if len(v) else np.nan for v in values]
+        stds = [v.std() if len(v) > 1 else 0.0 for v in values]
+        ax.bar(x + (i - (len(rows) - 1) / 2) * width, means, width, yerr=stds, capsize=3, label=row)
+    ax.set_xticks(x, metrics)
+    ax.set(title=title, ylabel=ylabel)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def before_after(images: Sequence[Image.Image], names: Sequence[str],
+                 detections: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]]) -> Any:
+    """One row per image, one column per detector: its detections at the answering thresholds."""
+    pictures, titles = [], []
+    for i, (image, name) in enumerate(zip(images, names, strict=True)):
+        for column, dets in detections.items():
+            boxes = [{"bbox": d["bbox"], "label": d["label"], "score": d["score"], "color": PALETTE[k % len(PALETTE)]}
+                     for k, d in enumerate(dets[i])]
+            pictures.append(draw_boxes(image, boxes))
+            titles.append(f"{name}\n{column}: {len(boxes)} boxes")
+    return image_grid(pictures, titles, ncols=len(detections))
