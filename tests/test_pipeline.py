@@ -59,12 +59,12 @@ def test_bad_params_give_a_clear_cli_error(mini_repo, capsys):
 @pytest.mark.slow
 def test_runs_notebook_from_repo_root_with_injected_params(mini_repo):
     root, values = mini_repo
-    lines = [f"{k} = {v!r}" for k, v in values.items()]
+    lines = [f"{k} = {99 if k == 'workers' else v!r}" for k, v in values.items()]
     body = """
         import json, os
         json.dump({"cwd": os.getcwd(), "eval_items": eval_items, "profile": profile}, open("seen.json", "w"))
     """
-    _notebook(root / "notebooks" / "00_toy_world.ipynb", [*lines[:-1], "workers = 99"], body)
+    _notebook(root / "notebooks" / "00_toy_world.ipynb", lines, body)
     out = run_notebook("notebooks/00_toy_world.ipynb", log_output=False)
     seen = json.loads((root / "seen.json").read_text())
     assert seen == {"cwd": str(root), "eval_items": values["eval_items"], "profile": "toy"}

@@ -1,6 +1,9 @@
 """Captions, COCO/ODVG datasets, caption sampling with negatives and parents, the balanced sampler."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -98,6 +101,15 @@ def test_caption_never_holds_a_present_group_under_both_names(p_coarse):
         plan = sampler.plan(["red chair"], rng)
         negatives |= set(plan.phrases) - {plan.phrases[plan.class_labels[0]]}
     assert "lamp" in negatives and ("blue chair" in negatives or p_coarse == 1.0)
+
+
+def test_caption_plan_does_not_depend_on_string_hashing():
+    code = ("import numpy as np; from valor_lib.detection.collate import CaptionSampler; "
+            f"s = CaptionSampler({FINE!r}, 6, {PARENTS!r}, 0.5); rng = np.random.default_rng(3); "
+            "print([s.plan(['red chair', 'blue table', 'red lamp'], rng).phrases for _ in range(20)])")
+    plans = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert len(plans) == 1
 
 
 def test_caption_fits_the_text_length():

@@ -10,7 +10,7 @@ from PIL import Image
 from valor_lib.detection.inference import GroundingDinoDetector, Thresholds
 from valor_lib.detection.tiny import TinyDetectorConfig, build_tiny_detector
 from valor_lib.evaluation.records import ImageRef
-from valor_lib.grounding.experiment import SharedPrograms, claim_rows, run_dir, spread
+from valor_lib.grounding.experiment import SharedPrograms, claim_rows, claim_summary, run_dir, spread
 from valor_lib.grounding.mining import detect_candidates, image_jobs, program_stats, write_programs
 from valor_lib.grounding.sources import (
     ExclusionParams,
@@ -135,3 +135,8 @@ def test_experiment_helpers(tmp_path):
     assert spread([0.1, 0.3])["mean"] == 0.2 and spread([0.5])["std"] == 0.0
     rows = claim_rows({"pretrained": [0.1], "verified": [0.2, 0.4]}, {"vsr": {"pretrained": [50.0], "verified": [60.0, 70.0]}})
     assert rows[0]["mAP"] == "0.1" and rows[1]["mAP"].startswith("0.3 ± 0.1") and rows[1]["mean acc %"] == 65.0
+    summary = claim_summary({"pretrained": [0.1], "verified": [0.2, 0.4], "unverified": [0.05, 0.2]},
+                            {"vsr": {"pretrained": [50.0], "verified": [60.0, 70.0], "unverified": [40.0, 70.0]}})
+    assert summary["verified"] == {"map_gain": 0.2, "raises_map": True, "accuracy_gain": {"vsr": 15.0},
+                                   "raises_accuracy": {"vsr": True}}
+    assert summary["unverified"]["raises_map"] is False and summary["unverified"]["raises_accuracy"] == {"vsr": False}

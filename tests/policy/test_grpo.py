@@ -9,7 +9,14 @@ import pytest
 
 from valor_lib import params
 from valor_lib.policy.config import GRPOTrainingParams
-from valor_lib.policy.grpo import build_dataset, grpo_config, load_rl_queries, optimizer_layout, train_grpo
+from valor_lib.policy.grpo import (
+    build_dataset,
+    grpo_config,
+    load_rl_queries,
+    optimizer_layout,
+    train_grpo,
+    trim_rollouts,
+)
 
 
 def grpo_params(**overrides) -> GRPOTrainingParams:
@@ -86,3 +93,13 @@ def test_a_short_run_records_rollouts_saves_a_policy_and_is_reused(tiny_policy, 
     assert writer.examples == 1 and len(writer.write(["How many chairs are there in the image?"], n=2, seed=0)[0]) == 2
     again = train_grpo(f"hf:{tiny_policy}", [], p, out, seed=0, verifier="toy:verifier")
     assert again.reused and again.steps == 2 and again.history == run.history
+
+
+def test_a_resumed_run_keeps_only_the_rollouts_before_its_checkpoint(tmp_path):
+    path = tmp_path / "rollouts.jsonl"
+    path.write_text("".join(json.dumps({"step": s, "response": str(s)}) + "\n" for s in (0, 0, 1, 2, 2)))
+    trim_rollouts(path, 2)
+    assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [0, 0, 1]
+    trim_rollouts(path, 0)
+    assert path.read_text() == ""
+    trim_rollouts(tmp_path / "absent.jsonl", 3)

@@ -43,7 +43,10 @@ def test_box_is_a_category_only_where_it_names_an_object():
     (GOOD_PLAN.replace("red lamp", "lamp"), {"logic": False, "attribute": False, "spatial": True}),
     (GOOD_PLAN.replace("is larger than", "is smaller than"), {"logic": False, "attribute": True, "spatial": True}),
     ("Detect the chair and the lamp and answer.", {"logic": False, "attribute": False, "spatial": False}),
-], ids=["good", "no-leftmost", "pixel-size", "no-colour", "reversed", "one-line"])
+    (GOOD_PLAN.replace("red lamp", "red lamp and the sofa"), {"logic": False, "attribute": True, "spatial": True}),
+    (GOOD_PLAN.replace("red lamp", "red lamp and the green lamp"),
+     {"logic": False, "attribute": False, "spatial": True}),
+], ids=["good", "no-leftmost", "pixel-size", "no-colour", "reversed", "one-line", "extra-object", "extra-colour"])
 def test_plan_heads(plan, expected):
     assert {h: verdict(h, plan) for h in expected} == expected
 

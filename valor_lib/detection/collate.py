@@ -51,7 +51,7 @@ class CaptionSampler:
 
     def plan(self, categories: Sequence[str], rng: np.random.Generator) -> CaptionPlan:
         """Phrases for an image whose boxes have ``categories`` (in box order) and the boxes' class indices."""
-        groups = {self._group(c) for c in categories}
+        groups = list(dict.fromkeys(self._group(c) for c in categories))  # ordered: rng draws must not follow hashing
         coarse = {g for g in groups if g in self.parents.values() and rng.random() < self.p_coarse}
         box_names = [self._group(c) if self._group(c) in coarse else c for c in categories]
         positives = list(dict.fromkeys(box_names))
@@ -106,6 +106,10 @@ class GroundingCollator:
         self.sampler = CaptionSampler(categories, max_labels, parents, p_coarse, counts, self.max_tokens)
         self.hflip = hflip
 
+    def _sampler_for(self, sample: DetectionSample) -> CaptionSampler:
+        """The caption sampler for one image (subclasses narrow its negative phrases)."""
+        return self.sampler
+
     def __call__(self, samples: Sequence[DetectionSample], rng: np.random.Generator) -> dict[str, Any]:
         images, captions, labels = [], [], []
         for sample in samples:
@@ -115,7 +119,7 @@ class GroundingCollator:
             if self.hflip and rng.random() < self.hflip:
                 image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
                 boxes = [[image.width - x2, y1, image.width - x1, y2] for x1, y1, x2, y2 in boxes]
-            plan = self.sampler.plan([inst.category for inst in sample.instances], rng)
+            plan = self._sampler_for(sample).plan([inst.category for inst in sample.instances], rng)
             keep = [i for i, c in enumerate(plan.class_labels) if c >= 0]
             labels.append({
                 "class_labels": torch.tensor([plan.class_labels[i] for i in keep], dtype=torch.long),

@@ -40,6 +40,8 @@ class PseudoLabellingParams(StrictModel):
     policy: str = Field(description="program writer spec: the VALOR-RL policy of the GRPO stage")
     sampling: SamplingConfig
     batch_size: int = Field(ge=1, description="questions per program-writing call")
+    threads: int | None = Field(ge=1, description="torch CPU threads for the policy and the detector (null: "
+                                "torch's default)")
     sources: list[MiningSourceParams] = Field(min_length=1)
     exclude: ExclusionParams
     heldout_images: list[str] = Field(description="image folders of the held-out detection set: never mined")

@@ -90,6 +90,30 @@ def claim_rows(maps: Mapping[str, Sequence[float]], accuracy: Mapping[str, Mappi
     return rows
 
 
+def claim_summary(maps: Mapping[str, Sequence[float]], accuracy: Mapping[str, Mapping[str, Sequence[float]]],
+                  ) -> dict[str, Any]:
+    """Each fine-tuned kind against the pretrained detector: the change of mean mAP and of mean accuracy per
+    benchmark, and whether it clears the seed spread (``raises_*``: mean gain larger than the kind's std)."""
+    base_map = spread(maps[PRETRAINED])["mean"]
+    out: dict[str, Any] = {}
+    for kind, values in maps.items():
+        if kind == PRETRAINED:
+            continue
+        s = spread(values)
+        gains = {b: _gain(per_kind, kind) for b, per_kind in accuracy.items() if kind in per_kind}
+        out[kind] = {"map_gain": round(s["mean"] - base_map, 4), "raises_map": s["mean"] - base_map > s["std"],
+                     "accuracy_gain": {b: g for b, (g, _) in gains.items()},
+                     "raises_accuracy": {b: raised for b, (_, raised) in gains.items()}}
+    return out
+
+
+def _gain(per_kind: Mapping[str, Sequence[float]], kind: str) -> tuple[float | None, bool]:
+    if PRETRAINED not in per_kind:
+        return None, False
+    s, base = spread(per_kind[kind]), spread(per_kind[PRETRAINED])["mean"]
+    return round(s["mean"] - base, 4), s["mean"] - base > s["std"]
+
+
 def _fmt(s: Mapping[str, Any]) -> str:
     if s["mean"] is None:
         return "—"

@@ -37,11 +37,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 
-from valor_lib.detection.captions import caption_from_phrases
-from valor_lib.detection.collate import CaptionSampler, GroundingCollator, boxes_to_cxcywh
+from valor_lib.detection.collate import CaptionSampler, GroundingCollator
 from valor_lib.detection.data import DetectionDataset, DetectionSample, Instance
 from valor_lib.detection.loss import install_grounding_loss
 from valor_lib.detection.sampler import BalancedBatchSampler
@@ -120,28 +118,6 @@ class PseudoLabelCollator(GroundingCollator):
         names = [n for n in self.sampler.names if n in present or n in allowed]
         return CaptionSampler(names, self.sampler.max_labels, parents, self.sampler.p_coarse,
                               self.sampler.token_counts, self.sampler.max_tokens)
-
-    def __call__(self, samples: Sequence[DetectionSample], rng: np.random.Generator) -> dict[str, Any]:
-        images, captions, labels = [], [], []
-        for sample in samples:
-            with Image.open(sample.image_path) as im:
-                image = im.convert("RGB")
-            boxes = [list(inst.bbox) for inst in sample.instances]
-            if self.hflip and rng.random() < self.hflip:
-                image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-                boxes = [[image.width - x2, y1, image.width - x1, y2] for x1, y1, x2, y2 in boxes]
-            plan = self._sampler_for(sample).plan([inst.category for inst in sample.instances], rng)
-            keep = [i for i, c in enumerate(plan.class_labels) if c >= 0]
-            labels.append({"class_labels": torch.tensor([plan.class_labels[i] for i in keep], dtype=torch.long),
-                           "boxes": boxes_to_cxcywh([boxes[i] for i in keep], image.width, image.height)})
-            images.append(image)
-            captions.append(caption_from_phrases(plan.phrases))
-        pixels = self.processor.image_processor(images, return_tensors="pt")
-        text = self.tokenizer(captions, padding="longest", truncation=True, max_length=self.max_tokens,
-                              return_tensors="pt")
-        return {"pixel_values": pixels["pixel_values"], "pixel_mask": pixels["pixel_mask"],
-                "input_ids": text["input_ids"], "attention_mask": text["attention_mask"],
-                "token_type_ids": text["token_type_ids"], "labels": labels, "captions": captions}
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, cfg: FinetuneConfig, total_steps: int) -> Any:

@@ -202,6 +202,15 @@ def save_trained(trainer: Any, tokenizer: Any, out: Path, examples: int) -> list
     return history
 
 
+def trim_rollouts(path: Path, steps: int) -> None:
+    """Keep the rollouts of the first ``steps`` optimizer steps (a resumed run redoes the later ones)."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_bytes().splitlines(keepends=True)
+            if line.strip() and json.loads(line)["step"] < steps]
+    path.write_bytes(b"".join(kept))
+
+
 def finished_run(out_dir: Path) -> dict[str, Any] | None:
     """The ``run.json`` summary of a finished run in ``out_dir`` (its policy saved), or None."""
     summary = out_dir / "run.json"
@@ -240,6 +249,7 @@ def train_grpo(policy: str, records: Sequence[dict[str, Any]], p: GRPOTrainingPa
     trainer = GRPOTrainer(model=str(model_path), reward_funcs=[reward], args=args, train_dataset=dataset,
                           processing_class=tokenizer)
     last = get_last_checkpoint(str(out)) if any(out.glob("checkpoint-*")) else None
+    trim_rollouts(out / ROLLOUTS_FILE, int(Path(last).name.split("-")[-1]) if last else 0)
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=last)
     seconds = round(time.perf_counter() - started, 2)

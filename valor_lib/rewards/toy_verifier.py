@@ -11,11 +11,11 @@ phrases for objects, spatial words as in the query, "depth" and "3D" for real-wo
 - **spatial**: each relation of the query (left of, right of, above, below, in front of, behind, closer,
   farther, leftmost, rightmost, closest, farthest) is named in the plan outside quoted answer options;
   relations judged in depth also need the word "depth", and fail when distance is judged by box area.
-- **attribute**: each colour that picks out an object is named, and checked with a yes/no question rather
+- **attribute**: each colour that picks out an object is named (and no colour the query does not use), and checked with a yes/no question rather
   than an open "what color" one; a colour question is answered with a visual question; each real-world size
   is the right dimension (height for tall, width for wide) and the plan works in 3D ("depth" and "3D",
   "real" or "metric").
-- **logic**: at least two numbered steps; every object category of the query is named; objects are detected
+- **logic**: at least two numbered steps; every object category of the query is named and no other; objects are detected
   before anything is measured or compared; the last step produces the answer in the form asked (yes/no, one
   of the options, a number, a colour); the spatial and attribute rules hold (a plan that drops a relation or
   measures the wrong thing does not answer the question); and no step runs the wrong way: an x/y comparison
@@ -108,6 +108,11 @@ def judge_attribute(req: Requirements, plan: str) -> Verdict:
     missing = [c for c in req.colors if c not in colors_in(text)]
     if missing:
         return False, f"The plan ignores the colour '{missing[0]}' that the question uses to pick out an object."
+    if not req.asks_color:
+        allowed = set(req.colors) | set(colors_in(" ".join(req.options).lower()))
+        extra = [c for c in colors_in(text) if c not in allowed]
+        if extra:
+            return False, f"The plan looks for a {extra[0]} object, but the question names no such colour."
     if req.asks_color and not (_has(text, "color", "colour") and _has(text, *_VQA_WORDS)):
         return False, "The question asks for a colour, but the plan never asks a visual question about it."
     if req.colors and not req.asks_color and _has(text, "what color", "what colour"):
@@ -142,6 +147,9 @@ def judge_logic(req: Requirements, plan: str) -> Verdict:
     missing = [c for c in req.categories if c not in named]
     if missing:
         return False, f"The plan never finds the {missing[0]} that the question refers to."
+    extra = [c for c in named if c not in req.categories]
+    if extra and req.categories:
+        return False, f"The plan reasons about a {extra[0]}, which the question never mentions."
     detect_at = next((i for i, s in enumerate(steps) if _has(s, *_DETECT_WORDS)), None)
     if detect_at is None:
         return False, "The plan never locates the objects it reasons about."

@@ -13,11 +13,11 @@ class ToyDetectorParams(StrictModel):
     Defaults are the toy values of params.yaml (so code that builds ToyWorldParams without them still works)."""
 
     holdout_images: int = Field(60, ge=1, description="source images held out of pretraining (source mAP)")
-    epochs: int = Field(12, ge=1, description="passes over the remaining source images")
+    epochs: int = Field(14, ge=1, description="passes over the remaining source images")
     batch_size: int = Field(8, ge=1, description="images per training step")
-    lr: float = Field(2.0e-4, gt=0, description="AdamW learning rate")
+    lr: float = Field(6.0e-4, gt=0, description="AdamW learning rate")
     weight_decay: float = Field(1.0e-4, ge=0, description="AdamW weight decay")
-    lr_step_epochs: int = Field(9, ge=1, description="StepLR step size (epochs)")
+    lr_step_epochs: int = Field(12, ge=1, description="StepLR step size (epochs)")
     lr_gamma: float = Field(0.1, gt=0, le=1, description="StepLR decay factor")
     grad_clip: float = Field(1.0, ge=0, description="gradient-norm clip (0: off)")
     max_labels: int = Field(10, ge=1, description="phrases per training caption (positives + sampled negatives)")
