@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from valor_lib.paths import repo_root
 from valor_lib.specs import ROLE_KINDS, SpecError, parse_spec
@@ -79,6 +79,7 @@ class CommonParams(StrictModel):
     seed: int
     device: Literal["auto", "cpu", "cuda"]
     offline: bool
+    gd_thresholds: list[float] = Field(min_length=2, max_length=2, description="[box, text] thresholds of gd_detect")
     backends: Backends
 
 

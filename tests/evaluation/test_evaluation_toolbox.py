@@ -1,26 +1,14 @@
 """The runner with the real toolbox (a tiny, untrained GroundingDINO of the real class, ground-plane depth,
 toy VQA) and template-written programs: tool calls come back with their results, in the tools' format."""
 
-import numpy as np
 import pytest
 
 from valor_lib.evaluation.benchmarks import load
 from valor_lib.evaluation.runner import evaluate
 from valor_lib.evaluation.solvers import ProgramSolver
 from valor_lib.evaluation.systems import tool_cache_stats, toolbox_identity
-from valor_lib.policy.template_programmer import TemplateProgrammer
+from valor_lib.policy.template_programmer import TemplateWriter
 from valor_lib.toyworld.vocab import CATEGORIES, COLORS
-
-
-class TemplateWriter:
-    """Correct programs from the toy template programmer (a ProgramWriter stand-in)."""
-
-    def __init__(self):
-        self.programmer = TemplateProgrammer(flaw_rate=0.0)
-
-    def write(self, questions, n=1, seed=None):
-        rng = np.random.default_rng(seed)
-        return [[self.programmer.sample(q, rng).text for _ in range(n)] for q in questions]
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +28,9 @@ def toolbox(tmp_path_factory):
 @pytest.mark.slow
 def test_programs_with_the_real_toolbox(toy_source, tmp_path, toolbox):
     spec, box = toolbox
-    identity = {"writer": "template", "tools": toolbox_identity(spec, "toy:ground-plane", "toy:vqa")}
+    identity = {"writer": "template", "tools": toolbox_identity(spec, "toy:ground-plane", "toy:vqa", [0.35, 0.25])}
     assert identity["tools"]["detector"]["weights"]
-    solver = ProgramSolver(TemplateWriter(), box.tools(), identity=identity, workers=2,
+    solver = ProgramSolver(TemplateWriter("correct"), box.tools(), identity=identity, workers=2,
                            tool_stats=lambda: tool_cache_stats(box))
     for bench in ("omni3d-bench", "gqa"):
         items = load(bench, toy_source, limit=4)
@@ -57,3 +45,17 @@ def test_programs_with_the_real_toolbox(toy_source, tmp_path, toolbox):
                 assert isinstance(call["result"], float)
         assert set(run.summary["error_types"]) <= {"ok", "runtime", "no_answer"}
     assert tool_cache_stats(box)["detector"]["misses"] >= 1
+
+
+def test_the_tools_identity_is_part_of_the_cache_key(toolbox):
+    """Two detectors behind the same policy are two systems: their predictions must not share a cache entry."""
+    from valor_lib.evaluation.runner import cache_key
+
+    spec, box = toolbox
+    keys = []
+    for thresholds in ([0.35, 0.25], [0.1, 0.1]):
+        identity = {"writer": "template", "tools": toolbox_identity(spec, "toy:ground-plane", "toy:vqa", thresholds)}
+        solver = ProgramSolver(TemplateWriter("correct"), box.tools(), identity=identity)
+        assert solver.identity()["tools"] == identity["tools"]
+        keys.append(cache_key(solver, [], "vsr", 0, 16, None))
+    assert keys[0] != keys[1]

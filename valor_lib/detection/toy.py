@@ -108,11 +108,12 @@ def pretrain_toy_detector(params: ToyDetectorParams, out_dir: str | os.PathLike,
                           parents=colour_parents(), progress=progress)
 
 
-def evaluate_toy_detector(model_dir: str | os.PathLike, params: ToyDetectorParams, device: str = "cpu",
-                          progress: bool = False) -> dict[str, Any]:
+def evaluate_toy_detector(model_dir: str | os.PathLike, params: ToyDetectorParams, answering: Sequence[float],
+                          device: str = "cpu", progress: bool = False) -> dict[str, Any]:
     """The pretrained toy detector's numbers: COCO mAP on held-out source images and on the target-domain
-    detection set, precision / recall on the target at the inference and mining thresholds, false positives
-    on posters / rugs / shadows, and inference time per image."""
+    detection set, precision / recall on the target at the ``answering`` thresholds (``gd_detect``'s, from
+    ``common.gd_thresholds``) and the mining thresholds, false positives on posters / rugs / shadows, and
+    inference time per image."""
     import time
 
     from PIL import Image
@@ -125,7 +126,7 @@ def evaluate_toy_detector(model_dir: str | os.PathLike, params: ToyDetectorParam
     source, target = category_view(held), target_dataset()
     out: dict[str, Any] = {"map": {"source": coco_map_of(detector, source, progress),
                                    "target": coco_map_of(detector, target, progress)}, "target": {}}
-    for name, (box, text) in (("inference", params.inference_thresholds), ("mining", params.mining_thresholds)):
+    for name, (box, text) in (("inference", answering), ("mining", params.mining_thresholds)):
         dets = predict(detector, target, Thresholds(box, text), progress=progress)
         hits = [match_detections([i.bbox for i in s.instances], [i.category for i in s.instances], d)
                 for s, d in zip(target.samples, dets, strict=True)]

@@ -133,7 +133,7 @@ class ProgramSolver:
         self.tool_stats = tool_stats
 
     def identity(self) -> dict[str, Any]:
-        return {"kind": self.kind, **self._identity, "tools": sorted(self.tools or ()), "timeout_s": self.timeout_s,
+        return {"kind": self.kind, **self._identity, "tool_names": sorted(self.tools or ()), "timeout_s": self.timeout_s,
                 "limits": asdict(self.limits)}
 
     def _responses(self, questions: list[str], seed: int) -> list[str]:

@@ -34,12 +34,10 @@ def sampling_params(config: SamplingConfig) -> SamplingParams:
                           max_tokens=config.max_tokens)
 
 
-def toolbox_identity(detector: str, depth: str, vqa: str) -> dict[str, Any]:
-    """What the tools' outputs depend on."""
-    from valor_lib.detection.inference import INFERENCE
-
+def toolbox_identity(detector: str, depth: str, vqa: str, thresholds: Any) -> dict[str, Any]:
+    """What the tools' outputs depend on (``thresholds``: gd_detect's [box, text])."""
     return {"detector": spec_fingerprint(detector), "depth": spec_fingerprint(depth), "vqa": spec_fingerprint(vqa),
-            "thresholds": repr(INFERENCE)}
+            "thresholds": [float(t) for t in thresholds]}
 
 
 def writer_identity(writer: Any, policy_spec: str) -> dict[str, Any]:
@@ -56,16 +54,18 @@ def program_system(policy_spec: str, detector_spec: str, common: Any,
     """(solver, toolbox): a policy's program writer (``solver.writer``; ``.close()`` frees it) with a toolbox on
     ``detector_spec`` (depth and VQA from ``common.backends``). ``params`` needs ``sampling``, ``timeout_s`` and
     ``exec_workers`` (the evaluation stage's settings, or a stage's copy of them)."""
+    from valor_lib.detection.inference import Thresholds
     from valor_lib.policy.generate import ProgramWriter
     from valor_lib.tools import Toolbox
 
     backends = common.backends
-    toolbox = Toolbox.from_specs(detector_spec, backends.depth, backends.vqa, device=common.device)
+    toolbox = Toolbox.from_specs(detector_spec, backends.depth, backends.vqa, device=common.device,
+                                 thresholds=Thresholds(*common.gd_thresholds))
     # a local hf model generates each chunk of questions in one batch (faster on CPU, one seed per chunk)
     local = {"device": common.device, "batch_size": params.batch_size} if parse_spec(policy_spec).kind == "hf" else {}
     writer = ProgramWriter(policy_spec, sampling_params(params.sampling), **local)
     identity = {**writer_identity(writer, policy_spec),
-                "tools": toolbox_identity(detector_spec, backends.depth, backends.vqa)}
+                "tools": toolbox_identity(detector_spec, backends.depth, backends.vqa, common.gd_thresholds)}
     solver = ProgramSolver(writer, toolbox.tools(), identity=identity, timeout_s=params.timeout_s,
                            workers=params.exec_workers, tool_stats=lambda: tool_cache_stats(toolbox))
     return solver, toolbox

@@ -67,8 +67,9 @@ class Toolbox:
 
     @classmethod
     def from_params(cls, common: Any, **kwargs: Any) -> Toolbox:
-        """From a stage's common params (``common.backends`` and ``common.device``)."""
+        """From a stage's common params (``common.backends``, ``common.gd_thresholds``, ``common.device``)."""
         b = common.backends
+        kwargs.setdefault("thresholds", Thresholds(*common.gd_thresholds))
         return cls.from_specs(b.detector, b.depth, b.vqa, device=common.device, **kwargs)
 
     # ----- the tools ---------------------------------------------------------------------------------

@@ -28,8 +28,6 @@ class ToyDetectorParams(StrictModel):
     encoder_layers: int = Field(1, ge=1, description="encoder layers")
     decoder_layers: int = Field(2, ge=2, description="decoder layers (GroundingDINO needs >= 2)")
     threads: int = Field(2, ge=1, description="torch CPU threads for pretraining")
-    inference_thresholds: list[float] = Field([0.35, 0.25], min_length=2, max_length=2,
-                                              description="[box, text] thresholds for answering queries")
     mining_thresholds: list[float] = Field([0.1, 0.1], min_length=2, max_length=2,
                                            description="[box, text] thresholds for mining pseudo-labels")
 
