@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
@@ -61,3 +62,35 @@ def detector_dir(tmp_path_factory):
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+SMALL_WORLD = dict(eval_items=6, train_items=4, omni3d_rows=30, pool_images=3, source_images=4,
+                   detection_val_images=3, knowledge_images=3, pretrain_queries=150, min_visible=0.3, workers=1)
+
+
+@pytest.fixture(scope="session")
+def small_world_root(tmp_path_factory):
+    """A repository root with this checkout's params.yaml and dvc.yaml and a small generated toy world
+    (``SMALL_WORLD``, seed 3; about 4 s)."""
+    from valor_lib.paths import repo_root
+    from valor_lib.toyworld.build import build_world
+    from valor_lib.toyworld.config import ToyWorldParams
+
+    root = tmp_path_factory.mktemp("repo")
+    for name in ("params.yaml", "dvc.yaml"):
+        shutil.copy(repo_root() / name, root / name)
+    build_world(ToyWorldParams(**SMALL_WORLD), 3, root / "data" / "toy")
+    return root
+
+
+@pytest.fixture(scope="session")
+def small_world_sizes():
+    """The sizes the small toy world was generated with (``ToyWorldParams`` fields)."""
+    return dict(SMALL_WORLD)
+
+
+@pytest.fixture
+def small_world(small_world_root, monkeypatch):
+    """The small toy world, as ``data/toy`` of the repository root (``$VALOR_ROOT``) during the test."""
+    monkeypatch.setenv("VALOR_ROOT", str(small_world_root))
+    return small_world_root / "data" / "toy"

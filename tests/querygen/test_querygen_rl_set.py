@@ -5,7 +5,6 @@ import json
 import pytest
 
 from valor_lib.evaluation.benchmarks import Source
-from valor_lib.paths import toy_dir
 from valor_lib.querygen import QUERY_KINDS, generated_queries, omni3d_rl_queries, query_kind, write_rl_set
 from valor_lib.resumable import read_records
 
@@ -25,16 +24,15 @@ def test_query_kinds(question, kind):
     assert kind in QUERY_KINDS and query_kind(question) == kind
 
 
-def test_omni3d_share_is_the_last_training_rows_without_answers(tmp_path):
-    if not toy_dir("benchmarks", "omni3d-bench", "train.parquet").is_file():
-        pytest.skip("the toy world has not been generated")
-    source = Source(root=toy_dir("benchmarks"), omni3d_eval_rows=48)
+def test_omni3d_share_is_the_last_training_rows_without_answers(small_world, small_world_sizes, tmp_path):
+    rows, held_out = small_world_sizes["omni3d_rows"], small_world_sizes["eval_items"]
+    source = Source(root=small_world / "benchmarks", omni3d_eval_rows=held_out)
     records = omni3d_rl_queries(source, 10, tmp_path / "images")
-    assert [r["id"] for r in records] == [f"omni3d-bench/{i:05d}" for i in range(150, 160)]
+    assert [r["id"] for r in records] == [f"omni3d-bench/{i:05d}" for i in range(rows - 10, rows)]
     assert all(set(r) == {"id", "image", "question", "source"} for r in records)
     assert all((tmp_path / "images" / r["image"].rsplit("/", 1)[-1]).is_file() for r in records)
     every = omni3d_rl_queries(source, 10_000, tmp_path / "images")
-    assert len(every) == 160 - 48 and every[0]["id"] == "omni3d-bench/00048"
+    assert len(every) == rows - held_out and every[0]["id"] == f"omni3d-bench/{held_out:05d}"
 
 
 def test_rl_set_file(tmp_path):

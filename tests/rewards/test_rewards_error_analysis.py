@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from valor_lib import params
-from valor_lib.paths import toy_dir
 from valor_lib.rewards.agreement import agreement_table
 from valor_lib.rewards.config import RewardModelParams, VerifierErrorAnalysisParams
 from valor_lib.rewards.error_analysis import (
@@ -26,14 +25,12 @@ def _rollouts(rl_records):
 
 
 @pytest.fixture
-def rl_records(tmp_path):
-    if not toy_dir("benchmarks", "omni3d-bench", "train.parquet").is_file():
-        pytest.skip("the toy world has not been generated")
-    pytest.importorskip("valor_lib.policy.template_programmer")
+def rl_records(small_world, small_world_sizes, tmp_path):
     from valor_lib.evaluation.benchmarks import Source
     from valor_lib.querygen import omni3d_rl_queries
 
-    return omni3d_rl_queries(Source(root=toy_dir("benchmarks"), omni3d_eval_rows=48), 12, tmp_path / "images")
+    source = Source(root=small_world / "benchmarks", omni3d_eval_rows=small_world_sizes["eval_items"])
+    return omni3d_rl_queries(source, 12, tmp_path / "images")
 
 
 def _section(name, model):

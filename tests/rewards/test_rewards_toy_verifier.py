@@ -92,13 +92,10 @@ EXPECTED_FAILURES = {
 }
 
 
-def test_rules_catch_the_template_programmers_flaws():
-    programmer = pytest.importorskip("valor_lib.policy.template_programmer")
-    from valor_lib.paths import toy_dir
+def test_rules_catch_the_template_programmers_flaws(small_world):
+    from valor_lib.policy import template_programmer as programmer
 
-    path = toy_dir("pretrain_queries.jsonl")
-    if not path.is_file():
-        pytest.skip("the toy world has not been generated")
+    path = small_world / "pretrain_queries.jsonl"
     questions = [json.loads(line)["question"] for line in path.open()][:150]
     caught, total = Counter(), Counter()
     for question in questions:

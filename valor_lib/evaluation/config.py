@@ -12,6 +12,13 @@ from valor_lib.params import StrictModel
 from valor_lib.specs import parse_spec
 
 
+def check_benchmarks(names: list[str]) -> None:
+    """Raise ValueError naming any benchmark that is not one of the eight."""
+    unknown = [b for b in names if b not in BENCHMARKS]
+    if unknown:
+        raise ValueError(f"unknown benchmarks {unknown}; expected some of {list(BENCHMARKS)}")
+
+
 class EvalDataParams(StrictModel):
     """Where the benchmarks come from (see ``valor_lib.evaluation.benchmarks.Source``)."""
 
@@ -62,9 +69,7 @@ class EvaluationParams(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Any:
-        unknown = [b for b in self.benchmarks if b not in BENCHMARKS]
-        if unknown:
-            raise ValueError(f"unknown benchmarks {unknown}; expected some of {list(BENCHMARKS)}")
+        check_benchmarks(self.benchmarks)
         for name, spec in self.policies.items():
             parse_spec(spec, role="policy")
             if not name.isidentifier():

@@ -6,8 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from valor_lib.evaluation.config import EvalDataParams, SamplingConfig
-from valor_lib.evaluation.records import BENCHMARKS
+from valor_lib.evaluation.config import EvalDataParams, SamplingConfig, check_benchmarks
 from valor_lib.params import StrictModel
 from valor_lib.rewards.config import ScorerParams
 
@@ -26,9 +25,7 @@ class PolicyEvalParams(StrictModel):
 
     @model_validator(mode="after")
     def _known(self) -> Any:
-        unknown = [b for b in self.benchmarks if b not in BENCHMARKS]
-        if unknown:
-            raise ValueError(f"unknown benchmarks {unknown}; expected some of {list(BENCHMARKS)}")
+        check_benchmarks(self.benchmarks)
         return self
 
 
