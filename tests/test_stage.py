@@ -10,9 +10,12 @@ from valor_lib.stage import begin_stage
 
 @pytest.fixture
 def namespace(tmp_path, monkeypatch):
-    """The toy_world parameters as a notebook namespace, with outputs going to a temporary root."""
+    """The toy_world parameters as a notebook namespace, with outputs going to a temporary root; the kernel
+    starts in its ``notebooks/`` folder (as under nbval), and the working directory is restored afterwards."""
     values = params.resolve("toy_world")
     monkeypatch.setenv("VALOR_ROOT", str(tmp_path))
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
     return values
 
 
@@ -21,6 +24,7 @@ def test_begin_stage_validates_seeds_and_writes_metrics_with_provenance(namespac
     stage = begin_stage("toy_world", namespace)
     assert os.environ["HF_HUB_OFFLINE"] == "1"
     assert stage.out.is_dir() and stage.out.name == "toy_world"
+    assert os.getcwd() == str(stage.out.parents[1])  # relative paths in params resolve from the repo root
     stage.extra_metrics["clients"] = {"calls": 0}
     payload = json.loads(stage.write_metrics({"accuracy": 0.5}).read_text())
     assert payload["metrics"] == {"accuracy": 0.5}

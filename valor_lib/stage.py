@@ -22,7 +22,7 @@ from valor_lib.params import (
     validate_common,
     validate_section,
 )
-from valor_lib.paths import results_dir
+from valor_lib.paths import repo_root, results_dir
 from valor_lib.provenance import provenance, write_json_atomic
 
 OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
@@ -79,7 +79,9 @@ class Stage:
 
 
 def begin_stage(name: str, namespace: Mapping[str, Any]) -> Stage:
-    """Validate the common and ``name`` parameters found in ``namespace``, seed, set offline mode."""
+    """Validate the common and ``name`` parameters found in ``namespace``, seed, set offline mode, and work
+    from the repository root (as ``dvc repro`` does), so relative paths in params mean the same under nbval
+    or JupyterLab, whose kernels start in ``notebooks/``."""
     wanted = set(CommonParams.model_fields) | set(section_model(name).model_fields)
     missing = sorted(k for k in wanted if k not in namespace)
     if missing:
@@ -88,4 +90,5 @@ def begin_stage(name: str, namespace: Mapping[str, Any]) -> Stage:
     params = validate_section(name, {k: namespace[k] for k in section_model(name).model_fields})
     seed_everything(common.seed)
     set_offline(common.offline)
+    os.chdir(repo_root())
     return Stage(name=name, common=common, params=params, out=results_dir(name))
