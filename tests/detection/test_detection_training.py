@@ -12,7 +12,8 @@ from valor_lib.detection.data import load_coco
 from valor_lib.detection.evaluate import coco_map, evaluate_map, match_detections, precision_recall, predict
 from valor_lib.detection.inference import GroundingDinoDetector, Thresholds, match_phrases, nms
 from valor_lib.detection.loss import PerImageGroundingLoss, install_grounding_loss
-from valor_lib.detection.train import TrainConfig, set_trainable, train_detector
+from valor_lib.detection.sampler import BalancedBatchSampler
+from valor_lib.detection.train import TrainConfig, batch_schedule, set_trainable, train_detector
 
 
 def _outputs_and_targets():
@@ -217,3 +218,11 @@ def test_evaluate_checkpoint_from_a_folder(shapes_coco, tiny_detector, tmp_path)
     assert result["images"] == 6 and 0.0 <= result["AP50"] <= 1.0
     assert {"box0.35_text0.25", "box0.1_text0.1"} <= set(result)
     assert result["box0.1_text0.1"]["detections_per_image"] >= result["box0.35_text0.25"]["detections_per_image"]
+
+
+def test_batch_schedule_resumed_mid_epoch_continues_the_full_schedule():
+    sampler = BalancedBatchSampler([5, 3], batch_size=2, batches_per_epoch=3, seed=4)
+    full = list(batch_schedule(sampler, 0, 7))
+    assert [(e, i) for e, i, _ in full] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0)]
+    assert list(batch_schedule(sampler, 4, 7)) == full[4:]
+    assert full[0][2] == sampler.epoch(0)[0] and full[3][2] == sampler.epoch(1)[0]

@@ -47,3 +47,16 @@ def test_end_to_end_on_a_rendered_image(scenes, detector_dir, tmp_path):
     assert reply.objects, "an untrained detector at threshold 0 still reports boxes"
     assert reply.suitable is False or all(parse_query(q) for q in reply.queries)
     assert json.dumps(reply.objects)
+
+
+def test_perceives_through_the_pipelines_tools_and_thresholds():
+    from valor_lib.params import CommonParams, apply_profile, load_raw
+    from valor_lib.querygen.toy_querygen import perception_options
+
+    raw = apply_profile(load_raw(), "toy")["common"]
+    common = CommonParams(**{**raw, "gd_thresholds": [0.2, 0.15]})
+    options = perception_options(common)
+    brain = ToyQueryGenerator(**options)
+    assert options["detector"] == common.backends.detector
+    assert (brain.thresholds.box, brain.thresholds.text) == (0.2, 0.15)
+    assert "thresholds=(0.2, 0.15)" in brain.name

@@ -20,7 +20,7 @@ import os
 import resource
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,26 @@ from valor_lib.detection.sampler import BalancedBatchSampler
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.pt"
+
+
+LOSS_KEYS: tuple[str, ...] = ("loss", "loss_ce", "loss_bbox", "loss_giou")
+
+
+def batch_schedule(sampler: BalancedBatchSampler, step: int, total: int) -> Iterator[tuple[int, int, list]]:
+    """``(epoch, index, batch ids)`` for steps ``step`` .. ``total - 1``; each epoch's batches are drawn once."""
+    per_epoch = len(sampler)
+    drawn: tuple[int, list] = (-1, [])
+    for current in range(step, total):
+        epoch, index = divmod(current, per_epoch)
+        if drawn[0] != epoch:
+            drawn = (epoch, sampler.epoch(epoch))
+        yield epoch, index, drawn[1][index]
+
+
+def step_losses(output: Any) -> dict[str, torch.Tensor]:
+    """The detached total and component losses of one GroundingDINO forward pass."""
+    parts = {k: v.detach() for k, v in output.loss_dict.items() if k in LOSS_KEYS}
+    return {"loss": output.loss.detach(), **parts}
 
 
 @dataclass(frozen=True)
@@ -165,13 +185,8 @@ def train_detector(model: Any, processor: Any, datasets: Sequence[DetectionDatas
     start, cpu_start = time.perf_counter(), _cpu_seconds()
     model.train()
     bar = tqdm(total=total, initial=step, desc="detector training", unit="step", disable=not progress)
-    epoch_batches: tuple[int, list] = (-1, [])
     try:
-        while step < total:
-            epoch, index = divmod(step, per_epoch)
-            if epoch_batches[0] != epoch:
-                epoch_batches = (epoch, sampler.epoch(epoch))
-            batch_ids = epoch_batches[1][index]
+        for epoch, index, batch_ids in batch_schedule(sampler, step, total):
             batch = collator([datasets[d][i] for d, i in batch_ids], np.random.default_rng([cfg.seed, epoch, index]))
             torch.manual_seed(cfg.seed * 1_000_003 + step)
             inputs = {k: v.to(device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
@@ -184,9 +199,8 @@ def train_detector(model: Any, processor: Any, datasets: Sequence[DetectionDatas
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             optimizer.step()
             step += 1
-            record = {"step": step, "epoch": epoch, "loss": float(output.loss.detach()),
-                      "lr": optimizer.param_groups[0]["lr"]}
-            record.update({k: float(v.detach()) for k, v in output.loss_dict.items() if k in ("loss_ce", "loss_bbox", "loss_giou")})
+            record = {"step": step, "epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
+                      **{k: float(v) for k, v in step_losses(output).items()}}
             history.append(record)
             bar.update(1)
             bar.set_postfix(loss=f"{record['loss']:.2f}", refresh=False)

@@ -45,13 +45,16 @@ from valor_lib.detection.loss import install_grounding_loss
 from valor_lib.detection.sampler import BalancedBatchSampler
 from valor_lib.detection.train import (
     CHECKPOINT_DIR,
+    LOSS_KEYS,
     STATE_FILE,
     TrainConfig,
     TrainResult,
+    batch_schedule,
     finished_run,
     peak_rss_mb,
     save_atomic,
     set_trainable,
+    step_losses,
 )
 
 CHECKPOINT = Path(CHECKPOINT_DIR) / STATE_FILE
@@ -186,13 +189,9 @@ def finetune_detector(model: Any, processor: Any, datasets: Sequence[DetectionDa
     model.train()
     bar = tqdm(total=total, initial=step, desc="fine-tuning", unit="step",
                disable=not progress or not accelerator.is_main_process)
-    epoch_batches: tuple[int, list] = (-1, [])
     try:
-        while step < total:
-            epoch, index = divmod(step, per_epoch)
-            if epoch_batches[0] != epoch:
-                epoch_batches = (epoch, sampler.epoch(epoch))
-            mine = epoch_batches[1][index][rank::world]
+        for epoch, index, batch_ids in batch_schedule(sampler, step, total):
+            mine = batch_ids[rank::world]
             batch = collator([datasets[d][i] for d, i in mine], np.random.default_rng([cfg.seed, epoch, index, rank]))
             torch.manual_seed(cfg.seed * 1_000_003 + step * world + rank)
             inputs = {k: v.to(accelerator.device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
@@ -205,13 +204,11 @@ def finetune_detector(model: Any, processor: Any, datasets: Sequence[DetectionDa
                 accelerator.clip_grad_norm_(params, cfg.grad_clip)
             optimizer.step()
             step += 1
-            losses = {"loss": output.loss.detach(), **{k: v.detach() for k, v in output.loss_dict.items()
-                                                       if k in ("loss_ce", "loss_bbox", "loss_giou")}}
             record = {"step": step, "epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
-                      **{k: float(accelerator.reduce(v, "mean")) for k, v in losses.items()}}
+                      **{k: float(accelerator.reduce(v, "mean")) for k, v in step_losses(output).items()}}
             history.append(record)
             if live is not None:
-                for key in ("loss", "loss_ce", "loss_bbox", "loss_giou", "lr"):
+                for key in (*LOSS_KEYS, "lr"):
                     live.log_metric(f"train/{key}", record[key])
                 live.next_step()
             bar.update(1)

@@ -42,6 +42,13 @@ def typical_size(category: str) -> list[float]:
     return [round(sum(r) / 2, 2) for r in (c.width, c.height, c.depth)]
 
 
+def perception_options(common: Any) -> dict[str, Any]:
+    """``brain_options`` that make ``toy:querygen`` perceive through the pipeline's own tool backends and
+    ``gd_detect`` thresholds (``common``: the validated common params)."""
+    b = common.backends
+    return {"detector": b.detector, "depth": b.depth, "vqa": b.vqa, "thresholds": tuple(common.gd_thresholds)}
+
+
 class ToyQueryGenerator:
     """Perceives objects through the toy tools and writes template queries about them."""
 
