@@ -140,3 +140,32 @@ def test_experiment_helpers(tmp_path):
     assert summary["verified"] == {"map_gain": 0.2, "raises_map": True, "accuracy_gain": {"vsr": 15.0},
                                    "raises_accuracy": {"vsr": True}}
     assert summary["unverified"]["raises_map"] is False and summary["unverified"]["raises_accuracy"] == {"vsr": False}
+
+
+@pytest.mark.slow
+def test_reference_programs_run_with_each_detector(small_world, detector_dir, tmp_path):
+    from valor_lib.grounding.experiment import reference_runs
+    from valor_lib.params import CommonParams, apply_profile, load_raw, validate_section
+
+    raw = apply_profile(load_raw(), "toy")
+    common = CommonParams(**{**raw["common"], "device": "cpu"})
+    p = validate_section("detector_finetuning", raw["detector_finetuning"]).evaluation
+    data = p.data.model_copy(update={"root": str(small_world / "benchmarks"), "cache_dir": str(tmp_path / "hf")})
+    p = p.model_copy(update={"data": data, "benchmarks": ["countbenchqa", "vsr"]})
+    runs = reference_runs({"tiny": f"groundingdino-hf:{detector_dir}"}, p, common, seed=0, progress=False)
+    assert set(runs["tiny"]) == {"countbenchqa", "vsr"}
+    records = [r for run in runs["tiny"].values() for r in run.records]
+    assert records and all(r["format_ok"] and "gd_detect(image" in r["code"] for r in records)
+
+
+def test_accuracy_by_kind_groups_seeds_of_a_variant():
+    from types import SimpleNamespace
+
+    from valor_lib.grounding.experiment import accuracy_by_kind
+
+    def run(acc):
+        return SimpleNamespace(summary={"accuracy_strict": acc})
+
+    runs = {"pretrained": {"vsr": run(10.0)}, "verified-seed0": {"vsr": run(20.0)},
+            "verified-seed1": {"vsr": run(30.0)}, "unverified-seed0": {"vsr": run(5.0)}}
+    assert accuracy_by_kind(runs) == {"vsr": {"pretrained": [10.0], "verified": [20.0, 30.0], "unverified": [5.0]}}

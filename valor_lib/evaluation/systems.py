@@ -54,17 +54,25 @@ def program_system(policy_spec: str, detector_spec: str, common: Any,
     """(solver, toolbox): a policy's program writer (``solver.writer``; ``.close()`` frees it) with a toolbox on
     ``detector_spec`` (depth and VQA from ``common.backends``). ``params`` needs ``sampling``, ``timeout_s`` and
     ``exec_workers`` (the evaluation stage's settings, or a stage's copy of them)."""
-    from valor_lib.detection.inference import Thresholds
     from valor_lib.policy.generate import ProgramWriter
+
+    # a local hf model generates each chunk of questions in one batch (faster on CPU, one seed per chunk)
+    local = {"device": common.device, "batch_size": params.batch_size} if parse_spec(policy_spec).kind == "hf" else {}
+    writer = ProgramWriter(policy_spec, sampling_params(params.sampling), **local)
+    return tool_solver(writer, writer_identity(writer, policy_spec), detector_spec, common, params)
+
+
+def tool_solver(writer: Any, identity: dict[str, Any], detector_spec: str, common: Any,
+                params: Any) -> tuple[ProgramSolver, Any]:
+    """(solver, toolbox): ``writer``'s programs run with a toolbox on ``detector_spec`` (depth and VQA from
+    ``common.backends``, ``gd_detect`` at ``common.gd_thresholds``); ``identity`` names the writer in cache keys."""
+    from valor_lib.detection.inference import Thresholds
     from valor_lib.tools import Toolbox
 
     backends = common.backends
     toolbox = Toolbox.from_specs(detector_spec, backends.depth, backends.vqa, device=common.device,
                                  thresholds=Thresholds(*common.gd_thresholds))
-    # a local hf model generates each chunk of questions in one batch (faster on CPU, one seed per chunk)
-    local = {"device": common.device, "batch_size": params.batch_size} if parse_spec(policy_spec).kind == "hf" else {}
-    writer = ProgramWriter(policy_spec, sampling_params(params.sampling), **local)
-    identity = {**writer_identity(writer, policy_spec),
+    identity = {**identity,
                 "tools": toolbox_identity(detector_spec, backends.depth, backends.vqa, common.gd_thresholds)}
     solver = ProgramSolver(writer, toolbox.tools(), identity=identity, timeout_s=params.timeout_s,
                            workers=params.exec_workers, tool_stats=lambda: tool_cache_stats(toolbox))

@@ -4,7 +4,7 @@ on the grounding-heavy benchmarks, and the claim table (pretrained vs unverified
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,23 +47,60 @@ def benchmark_runs(detectors: Mapping[str, str], params: Any, common: Any, seed:
                    progress: bool = True) -> dict[str, dict[str, Any]]:
     """``{detector name: {benchmark: BenchmarkRun}}`` for ``params`` (the stage's ``evaluation`` block): one
     program writer for all, with cached predictions reused across stages."""
-    import gc
+    from valor_lib.evaluation.systems import program_system
 
-    from valor_lib.evaluation.benchmarks import load
-    from valor_lib.evaluation.systems import evaluate_benchmarks, program_system
-
-    items = {b: load(b, params.data.source(), limit=params.limit, seed=seed) for b in params.benchmarks}
     shared: SharedPrograms | None = None
-    runs = {}
-    for name, spec in detectors.items():
+
+    def solver_for(spec: str) -> tuple[Any, Any]:
+        nonlocal shared
         solver, toolbox = program_system(params.policy, spec, common, params)
         shared = shared or SharedPrograms(solver.writer)
         solver.writer = shared
+        return solver, toolbox
+
+    return _per_detector(detectors, solver_for, params, seed, progress)
+
+
+def reference_runs(detectors: Mapping[str, str], params: Any, common: Any, seed: int,
+                   progress: bool = True) -> dict[str, dict[str, Any]]:
+    """As :func:`benchmark_runs`, but every detector runs the template programmer's correct programs (written
+    from the question text alone): a policy-free view of what the detector changes."""
+    from valor_lib.evaluation.systems import tool_solver
+    from valor_lib.policy.template_programmer import TemplateWriter
+
+    writer = TemplateWriter("correct")
+    return _per_detector(detectors, lambda spec: tool_solver(writer, writer.identity(), spec, common, params),
+                         params, seed, progress)
+
+
+def _per_detector(detectors: Mapping[str, str], solver_for: Callable[[str], tuple[Any, Any]], params: Any,
+                  seed: int, progress: bool) -> dict[str, dict[str, Any]]:
+    """Every benchmark of ``params`` with each detector's (solver, toolbox), one detector in memory at a time."""
+    import gc
+
+    from valor_lib.evaluation.benchmarks import load
+    from valor_lib.evaluation.systems import evaluate_benchmarks
+
+    items = {b: load(b, params.data.source(), limit=params.limit, seed=seed) for b in params.benchmarks}
+    runs = {}
+    for name, spec in detectors.items():
+        solver, toolbox = solver_for(spec)
         runs[name] = evaluate_benchmarks(solver, items, judge=None, seed=seed, batch_size=params.batch_size,
                                          progress=progress)
         del solver, toolbox
         gc.collect()
     return runs
+
+
+def accuracy_by_kind(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, list[float]]]:
+    """``{benchmark: {kind: [strict accuracy per run]}}`` from ``{run name: {benchmark: BenchmarkRun}}``; a
+    run's kind is its name without the ``-seed<n>`` suffix (``pretrained`` stays itself)."""
+    accuracy: dict[str, dict[str, list[float]]] = {}
+    for name, per_benchmark in runs.items():
+        kind = name if name == PRETRAINED else name.rsplit("-seed", 1)[0]
+        for benchmark, run in per_benchmark.items():
+            accuracy.setdefault(benchmark, {}).setdefault(kind, []).append(run.summary["accuracy_strict"])
+    return accuracy
 
 
 def spread(values: Sequence[float]) -> dict[str, Any]:
