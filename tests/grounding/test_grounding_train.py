@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image, ImageDraw
 
 from valor_lib.detection.data import Instance
@@ -69,6 +70,7 @@ def test_negatives_are_only_labels_searched_for_and_not_found(tmp_path):
     heads = {i.category.split()[-1] for i in sample.instances}
     assert set(sample.negatives) == {"square", "disc", "ring"} - heads - {"ring"}  # "ring" never has a box
     assert training_datasets(images, tmp_path, "all")[0][0][0].negatives is None
+    assert training_datasets(images, tmp_path, "none")[0][1][0].negatives == ()
     _, processor = build_tiny_detector(WORDS, SMALL)
     collator = PseudoLabelCollator(processor, datasets[0].categories, 10, parents, 0.5)
     only = PseudoSample(sample.image_path, 64, 48, (Instance((1, 1, 10, 10), "square"),), negatives=("disc",))
@@ -175,4 +177,18 @@ def test_command_line_uses_the_stage_params(tmp_path, monkeypatch):
     monkeypatch.setenv("VALOR_ROOT", str(tmp_path))
     result = main(["--out", str(tmp_path / "cli"), "--seed", "1"])
     info = json.loads((tmp_path / "cli" / "training.json").read_text())
-    assert info["config"]["seed"] == 1 and info["config"]["negatives"] == "queried" and result.steps == info["steps"]
+    configured = yaml.safe_load((repo / "params.yaml").read_text())["detector_finetuning"]["training"]
+    assert info["config"]["seed"] == 1 and info["config"]["negatives"] == configured["negatives"]
+    assert result.steps == info["steps"]
+
+
+def test_without_negatives_a_caption_names_only_the_images_own_labels(tmp_path):
+    images = _pseudo_images(tmp_path)
+    datasets, parents = training_datasets(images, tmp_path, "none")
+    sample = datasets[1][0]
+    _, processor = build_tiny_detector(WORDS, SMALL)
+    collator = PseudoLabelCollator(processor, datasets[0].categories, 10, parents, 0.5)
+    own = {i.category for i in sample.instances} | {i.category.split()[-1] for i in sample.instances}
+    for k in range(10):
+        caption = collator([sample], np.random.default_rng(k))["captions"][0]
+        assert set(caption.replace(" .", ",").rstrip(",").split(", ")) <= own

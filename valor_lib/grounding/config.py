@@ -74,8 +74,9 @@ class TrainingParams(StrictModel):
     freeze_backbone: bool
     freeze_text: bool
     max_labels: int = Field(ge=1, description="phrases per caption: positives + sampled negatives")
-    negatives: Literal["queried", "all"] = Field(description="negative phrases: labels asked for on the image "
-                                                 "and not found (queried) or any label")
+    negatives: Literal["queried", "all", "none"] = Field(description="negative phrases: labels asked for on the image "
+                                                 "and not found (queried), any label (all), or none: captions "
+                                                 "name only the image's own labels")
     hflip: float = Field(ge=0, le=1)
     bf16: bool
     threads: int | None = Field(ge=1)

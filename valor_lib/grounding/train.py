@@ -68,7 +68,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                      "grad_clip": 0.1, "freeze_backbone": True, "freeze_text": True, "max_labels": 50},
 }
 SCHEDULERS = ("step", "cosine")
-NEGATIVES = ("queried", "all")
+NEGATIVES = ("queried", "all", "none")
 
 
 @dataclass(frozen=True)
@@ -268,7 +268,7 @@ def training_datasets(images: Sequence[Any], image_root: str | os.PathLike, nega
             if im.source != source or not im.boxes:
                 continue
             heads = {b["label"].split()[-1] for b in im.boxes}
-            allowed = None if negatives == "all" else tuple(
+            allowed = None if negatives == "all" else () if negatives == "none" else tuple(
                 q for q in im.queried if q in known and q.split()[-1] not in heads)
             samples.append(PseudoSample(root / im.file, im.width, im.height,
                                         tuple(Instance(tuple(b["bbox"]), b["label"]) for b in im.boxes),
