@@ -66,12 +66,10 @@ def tool_solver(writer: Any, identity: dict[str, Any], detector_spec: str, commo
                 params: Any) -> tuple[ProgramSolver, Any]:
     """(solver, toolbox): ``writer``'s programs run with a toolbox on ``detector_spec`` (depth and VQA from
     ``common.backends``, ``gd_detect`` at ``common.gd_thresholds``); ``identity`` names the writer in cache keys."""
-    from valor_lib.detection.inference import Thresholds
     from valor_lib.tools import Toolbox
 
     backends = common.backends
-    toolbox = Toolbox.from_specs(detector_spec, backends.depth, backends.vqa, device=common.device,
-                                 thresholds=Thresholds(*common.gd_thresholds))
+    toolbox = Toolbox.from_params(common, detector=detector_spec)
     identity = {**identity,
                 "tools": toolbox_identity(detector_spec, backends.depth, backends.vqa, common.gd_thresholds)}
     solver = ProgramSolver(writer, toolbox.tools(), identity=identity, timeout_s=params.timeout_s,

@@ -251,6 +251,17 @@ def _live(live_dir: str | os.PathLike | None, main: bool, resume: bool) -> Any:
 # ---------------------------------------------------------------- pseudo-labels -> training run
 
 
+def _negative_phrases(image: Any, negatives: str, known: set[str]) -> tuple[str, ...] | None:
+    """The phrases an image's captions may add as negatives: any label (None), none, or the labels asked for
+    on it whose head noun no kept box shares."""
+    if negatives == "all":
+        return None
+    if negatives == "none":
+        return ()
+    heads = {b["label"].split()[-1] for b in image.boxes}
+    return tuple(q for q in image.queried if q in known and q.split()[-1] not in heads)
+
+
 def training_datasets(images: Sequence[Any], image_root: str | os.PathLike, negatives: str = "queried",
                       ) -> tuple[list[DetectionDataset], dict[str, str]]:
     """One dataset per source (the balanced sampler's units) from :class:`~.export.PseudoImage` records, and
@@ -267,12 +278,9 @@ def training_datasets(images: Sequence[Any], image_root: str | os.PathLike, nega
         for im in images:
             if im.source != source or not im.boxes:
                 continue
-            heads = {b["label"].split()[-1] for b in im.boxes}
-            allowed = None if negatives == "all" else () if negatives == "none" else tuple(
-                q for q in im.queried if q in known and q.split()[-1] not in heads)
             samples.append(PseudoSample(root / im.file, im.width, im.height,
                                         tuple(Instance(tuple(b["bbox"]), b["label"]) for b in im.boxes),
-                                        negatives=allowed))
+                                        negatives=_negative_phrases(im, negatives, known)))
         if samples:
             datasets.append(DetectionDataset(source, samples, names, {"pseudo_labels": source}))
     return datasets, label_parents(names)

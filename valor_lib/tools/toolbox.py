@@ -66,11 +66,12 @@ class Toolbox:
                    make_vqa(vqa, **(vqa_options or {})))
 
     @classmethod
-    def from_params(cls, common: Any, **kwargs: Any) -> Toolbox:
-        """From a stage's common params (``common.backends``, ``common.gd_thresholds``, ``common.device``)."""
+    def from_params(cls, common: Any, detector: str | None = None, **kwargs: Any) -> Toolbox:
+        """From a stage's common params (``common.backends``, ``common.gd_thresholds``, ``common.device``);
+        ``detector`` replaces ``common.backends.detector`` (e.g. a fine-tuned checkpoint)."""
         b = common.backends
         kwargs.setdefault("thresholds", Thresholds(*common.gd_thresholds))
-        return cls.from_specs(b.detector, b.depth, b.vqa, device=common.device, **kwargs)
+        return cls.from_specs(detector or b.detector, b.depth, b.vqa, device=common.device, **kwargs)
 
     # ----- the tools ---------------------------------------------------------------------------------
     def gd_detect(self, image: Any, prompt: str) -> list[dict[str, Any]]:
