@@ -51,7 +51,7 @@ class ToyPolicyParams(StrictModel):
     """The toy base policy (``valor_lib.policy.toy_model``): template-programmer pretraining data, tokenizer,
     model size and pretraining, and the programmer check. Defaults are the toy values of params.yaml."""
 
-    examples: int = Field(1, ge=0, le=4, description="worked examples in the policy's prompt (paper: 4)")
+    examples: int = Field(0, ge=0, le=4, description="worked examples in the policy's prompt (paper: 4)")
     flaw_rate: float = Field(0.6, ge=0, le=1, description="share of template programs that carry a flaw")
     flaw_weights: dict[str, float] = Field({"logic_slip": 0.5, "open_vqa": 0.5},
                                            description="relative weight of each flaw (missing: 1)")
@@ -64,10 +64,11 @@ class ToyPolicyParams(StrictModel):
     kv_heads: int = Field(2, ge=1)
     head_dim: int = Field(32, ge=8)
     epochs: int = Field(2, ge=1, description="passes over the template programs")
-    batch_size: int = Field(8, ge=1, description="sequences per step")
-    lr: float = Field(1.0e-3, gt=0, description="AdamW peak learning rate (warm-up, cosine decay)")
+    batch_size: int = Field(4, ge=1, description="sequences per step")
+    lr: float = Field(7.0e-4, gt=0, description="AdamW peak learning rate (warm-up, cosine decay)")
     weight_decay: float = Field(0.01, ge=0)
     warmup_frac: float = Field(0.03, ge=0, lt=1)
+    copy_weight: float = Field(4.0, gt=0, description="loss weight of response tokens copied from the question")
     threads: int = Field(1, ge=1, description="torch CPU threads for pretraining")
 
 
