@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 
@@ -13,21 +12,15 @@ import pytest
 def tiny_policy(tmp_path_factory) -> Path:
     """A tiny toy policy (tokenizer + Qwen3) pretrained for a few steps on template programs."""
     import torch
+    from policy_helpers import tiny_toy_policy
 
     from valor_lib.policy import toy_model
-    from valor_lib.policy.template_programmer import TemplateProgrammer
 
     torch.set_num_threads(1)
     questions = ["How many chairs are there in the image?", "Is the red chair to the left of the table?",
                  "How many times taller is the lamp than the box in 3D?",
                  "Which is closer to the camera, the sofa or the blue ball?"] * 4
-    programmer = TemplateProgrammer(0.5)
-    rng = np.random.default_rng(0)
-    pairs = [(q, programmer.sample(q, rng).text) for q in questions]
-    tokenizer = toy_model.train_tokenizer([f"Question: {q}\n{r}" for q, r in pairs], vocab_size=400)
-    model = toy_model.build_model(tokenizer, toy_model.ToyArchitecture(hidden_size=32, intermediate_size=64,
-                                                                       layers=1, heads=2, kv_heads=1), seed=0)
-    seqs = [(toy_model.prompt_ids(tokenizer, q, 1), toy_model.response_ids(tokenizer, r)) for q, r in pairs]
+    tokenizer, model, seqs = tiny_toy_policy(questions, examples=1, flaw_rate=0.5)
     toy_model.pretrain(model, seqs, epochs=2, batch_size=8, lr=3e-3, weight_decay=0.0, warmup_frac=0.1, seed=0,
                        pad_id=tokenizer.pad_token_id, progress=False)
     folder = tmp_path_factory.mktemp("policy")

@@ -50,3 +50,21 @@ def scene_tools(scene: Scene) -> dict:
     from valor_lib.tools.toolbox import Toolbox
 
     return Toolbox(SceneDetector(scene), make_depth("toy:ground-plane"), make_vqa("toy:vqa")).tools()
+
+
+def tiny_toy_policy(questions: list[str], examples: int, flaw_rate: float, seed: int = 0) -> tuple[object, object, list]:
+    """A tokenizer trained on template programs for ``questions``, an untrained one-layer toy Qwen3 and the
+    (prompt ids, response ids) pairs of those programs."""
+    import numpy as np
+
+    from valor_lib.policy import toy_model
+    from valor_lib.policy.template_programmer import TemplateProgrammer
+
+    programmer = TemplateProgrammer(flaw_rate)
+    rng = np.random.default_rng(0)
+    pairs = [(q, programmer.sample(q, rng).text) for q in questions]
+    tokenizer = toy_model.train_tokenizer([f"Question: {q}\n{r}" for q, r in pairs], vocab_size=400)
+    model = toy_model.build_model(tokenizer, toy_model.ToyArchitecture(hidden_size=32, intermediate_size=64,
+                                                                       layers=1, heads=2, kv_heads=1), seed=seed)
+    seqs = [(toy_model.prompt_ids(tokenizer, q, examples), toy_model.response_ids(tokenizer, r)) for q, r in pairs]
+    return tokenizer, model, seqs

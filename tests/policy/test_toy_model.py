@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from policy_helpers import tiny_toy_policy
 
 from valor_lib.policy import toy_model
-from valor_lib.policy.template_programmer import TemplateProgrammer
 
 QUESTIONS = ["How many chairs are there in the image?", "Is the red chair to the left of the table?",
              "Which is closer to the camera, the sofa or the blue ball?"]
@@ -19,13 +18,7 @@ def tiny():
     import torch
 
     torch.set_num_threads(1)
-    rng = np.random.default_rng(0)
-    programmer = TemplateProgrammer(0.0)
-    pairs = [(q, programmer.sample(q, rng).text) for q in QUESTIONS]
-    tokenizer = toy_model.train_tokenizer([f"Question: {q}\n{r}" for q, r in pairs], vocab_size=400)
-    model = toy_model.build_model(tokenizer, toy_model.ToyArchitecture(hidden_size=32, intermediate_size=64,
-                                                                       layers=1, heads=2, kv_heads=1), seed=0)
-    seqs = [(toy_model.prompt_ids(tokenizer, q, 0), toy_model.response_ids(tokenizer, r)) for q, r in pairs]
+    tokenizer, model, seqs = tiny_toy_policy(QUESTIONS, examples=0, flaw_rate=0.0)
     toy_model.pretrain(model, seqs, epochs=6, batch_size=3, lr=3e-3, weight_decay=0.0, warmup_frac=0.1, seed=0,
                        pad_id=tokenizer.pad_token_id, progress=False)
     return tokenizer, model, seqs
@@ -81,8 +74,7 @@ def test_weighted_loss_is_the_weighted_mean(tiny):
 
 def test_pretraining_with_copy_weight_lowers_the_loss(tiny):
     tokenizer, _, seqs = tiny
-    model = toy_model.build_model(tokenizer, toy_model.ToyArchitecture(hidden_size=32, intermediate_size=64,
-                                                                       layers=1, heads=2, kv_heads=1), seed=1)
+    _, model, _ = tiny_toy_policy(QUESTIONS, examples=0, flaw_rate=0.0, seed=1)
     result = toy_model.pretrain(model, seqs * 4, epochs=3, batch_size=4, lr=3e-3, weight_decay=0.0,
                                 warmup_frac=0.1, seed=0, pad_id=tokenizer.pad_token_id, log_every=3,
                                 copy_weight=4.0, progress=False)
