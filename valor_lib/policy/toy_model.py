@@ -212,10 +212,11 @@ def pretrain(model: Any, sequences: Sequence[tuple[list[int], list[int]]], *, ep
              on_log: Callable[[int, float], None] | None = None) -> PretrainResult:
     """Supervised training on (prompt ids, response ids) pairs; the loss covers response tokens only.
 
-    ``copy_weight``: loss weight of response tokens that also occur in the prompt's own part (the question's
-    words: nouns, colours, numbers, spatial words), relative to 1 for the rest. Copying the question's noun
-    phrases into the plan and the detector prompts is the skill a tiny model learns last; weighing it up
-    speeds that up. The logged loss is the weighted mean. AdamW with linear warm-up and cosine decay, gradient
+    ``copy_weight``: loss weight of response tokens that also occur in the prompt's own part, relative to 1
+    for the rest. That part is the question and the chat markup after it, so the weighted tokens are mostly
+    the question's words (nouns, colours, numbers, spatial words) plus punctuation, newlines and the end-of-turn
+    token. Copying the question's noun phrases into the plan and the detector prompts is the skill a tiny
+    model learns last; weighing it up speeds that up. The logged loss is the weighted mean. AdamW with linear warm-up and cosine decay, gradient
     norm clipped at 1; batches of similar lengths.
     """
     import torch

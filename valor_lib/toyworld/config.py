@@ -63,13 +63,13 @@ class ToyPolicyParams(StrictModel):
     heads: int = Field(4, ge=1)
     kv_heads: int = Field(2, ge=1)
     head_dim: int = Field(32, ge=8)
-    epochs: int = Field(2, ge=1, description="passes over the template programs")
+    epochs: int = Field(3, ge=1, description="passes over the template programs")
     batch_size: int = Field(4, ge=1, description="sequences per step")
     lr: float = Field(7.0e-4, gt=0, description="AdamW peak learning rate (warm-up, cosine decay)")
     weight_decay: float = Field(0.01, ge=0)
     warmup_frac: float = Field(0.03, ge=0, lt=1)
     copy_weight: float = Field(4.0, gt=0, description="loss weight of response tokens copied from the question")
-    threads: int = Field(1, ge=1, description="torch CPU threads for pretraining")
+    threads: int = Field(2, ge=1, description="torch CPU threads for pretraining")
 
 
 class ToyWorldParams(StrictModel):
