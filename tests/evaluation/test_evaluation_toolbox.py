@@ -59,3 +59,46 @@ def test_the_tools_identity_is_part_of_the_cache_key(toolbox):
         assert solver.identity()["tools"] == identity["tools"]
         keys.append(cache_key(solver, [], "vsr", 0, 16, None))
     assert keys[0] != keys[1]
+
+
+@pytest.mark.slow
+def test_prefetched_detections_change_nothing_but_the_batching(toy_source, tmp_path, toolbox):
+    """With the toolbox's prefetch, every program's gd_detect is a cache hit and the predictions are the same."""
+    _, box = toolbox
+    items = load("vsr", toy_source, limit=6)
+    records = {}
+    for prefetch in (None, box.prefetch_detections):
+        box.detector.cache.clear()
+        before = tool_cache_stats(box)["detector"]
+        solver = ProgramSolver(TemplateWriter("correct"), box.tools(), identity={"writer": "template"}, workers=2,
+                               prefetch=prefetch)
+        run = evaluate(solver, items, "vsr", cache_root=tmp_path / str(prefetch is None), progress=False)
+        records[prefetch is None] = [(r["prediction"], r["error_type"]) for r in run.records]
+        after = tool_cache_stats(box)["detector"]
+        hits, misses = (after[k] - before[k] for k in ("hits", "misses"))
+        calls = sum(c["name"] == "gd_detect" for r in run.records for c in r["tool_calls"])
+        if prefetch is not None:  # the prefetch misses once per (image, prompt); every program call hits
+            assert solver.identity()["prefetch"] and misses > 0 and hits == calls
+    assert records[True] == records[False]
+
+
+def test_solvers_with_the_same_tools_share_one_toolbox(toolbox):
+    """Evaluations that share a detector (same weights, specs, thresholds) share its caches; other tools replace
+    it, so one detector at a time stays in memory."""
+    from types import SimpleNamespace
+
+    from valor_lib.evaluation.systems import tool_solver
+
+    spec, _ = toolbox
+    common = SimpleNamespace(backends=SimpleNamespace(depth="toy:ground-plane", vqa="toy:vqa"),
+                             gd_thresholds=[0.35, 0.25], device="cpu")
+    params = SimpleNamespace(timeout_s=5.0, exec_workers=1)
+    writer = TemplateWriter("correct")
+    _, first = tool_solver(writer, writer.identity(), spec, common, params)
+    _, again = tool_solver(writer, writer.identity(), spec, common, params)
+    assert again is first
+    stricter = SimpleNamespace(**{**vars(common), "gd_thresholds": [0.5, 0.5]})
+    _, other = tool_solver(writer, writer.identity(), spec, stricter, params)
+    assert other is not first and other.detector.thresholds.box == 0.5
+    _, back = tool_solver(writer, writer.identity(), spec, common, params)
+    assert back is not first and back is not other

@@ -116,6 +116,30 @@ def test_detections_are_cached_per_image_prompt_and_thresholds(toolbox, scenes, 
     assert all(d["label"] == "vase" for d in out[2])
 
 
+def test_prefetch_runs_the_programs_constant_prompts_in_one_batch(toolbox, scenes, monkeypatch):
+    calls = []
+    real = toolbox.detector.detector.detect_batch
+
+    def counting(images, prompts, *args, **kwargs):
+        calls.append(list(prompts))
+        return real(images, prompts, *args, **kwargs)
+
+    monkeypatch.setattr(toolbox.detector.detector, "detect_batch", counting)
+    toolbox.detector.cache.clear()
+    (_, a), (_, b) = scenes[0], scenes[1]
+    codes = ['x = gd_detect(image, "lamp")\nname = "red box"\ny = gd_detect(image, name)\nz = gd_detect(image, "lamp")',
+             'final_answer = gd_detect(image, "  ")',  # rejected by gd_detect: left to the program
+             'final_answer = gd_detect(image, "vase" + str(len([])))',  # built at run time: left to the program
+             "not python (",
+             'final_answer = gd_detect(image, "lamp")']  # the same image as the first program: asked once
+    assert toolbox.prefetch_detections([a, b, b, b, a], codes) == 2
+    assert calls == [["lamp", "red box"]]
+    toolbox.gd_detect(a, "red box")
+    toolbox.gd_detect(a.copy(), "lamp")
+    assert len(calls) == 1  # the programs' calls are cache hits
+    assert toolbox.prefetch_detections([a], ["final_answer = 1"]) == 0 and len(calls) == 1
+
+
 def test_programs_call_the_real_tools_through_the_sandbox(toolbox, scenes, tmp_path):
     from valor_lib.programs import execute
 

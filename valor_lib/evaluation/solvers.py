@@ -121,20 +121,23 @@ class ProgramSolver:
             detector, sampling parameters, prompt fingerprint); part of the prediction cache key.
         timeout_s, workers, limits: sandbox settings (``execute_many``).
         tool_stats: optional callable returning the toolbox's cache statistics.
+        prefetch: optional ``fn(images, codes)`` run before the programs (e.g. the toolbox's batched
+            :meth:`~valor_lib.tools.Toolbox.prefetch_detections`, which fills the detection cache).
     """
 
     kind = "program"
 
     def __init__(self, writer: ProgramWriterLike, tools: Mapping[str, Callable[..., Any]] | None, *,
                  identity: Mapping[str, Any], timeout_s: float = 5.0, workers: int = 2,
-                 limits: SandboxLimits | None = None, tool_stats: Callable[[], Mapping[str, Any]] | None = None):
+                 limits: SandboxLimits | None = None, tool_stats: Callable[[], Mapping[str, Any]] | None = None,
+                 prefetch: Callable[[Sequence[Image.Image], Sequence[str]], Any] | None = None):
         self.writer, self.tools, self._identity = writer, tools, dict(identity)
         self.timeout_s, self.workers, self.limits = timeout_s, workers, limits or SandboxLimits()
-        self.tool_stats = tool_stats
+        self.tool_stats, self.prefetch = tool_stats, prefetch
 
     def identity(self) -> dict[str, Any]:
         return {"kind": self.kind, **self._identity, "tool_names": sorted(self.tools or ()), "timeout_s": self.timeout_s,
-                "limits": asdict(self.limits)}
+                "limits": asdict(self.limits), "prefetch": self.prefetch is not None}
 
     def _responses(self, questions: list[str], seed: int) -> list[str]:
         batches = self.writer.write(questions, n=1, seed=seed)
@@ -148,6 +151,8 @@ class ProgramSolver:
         responses = self._responses([item.question for item in items], seed)
         generate_s = (time.perf_counter() - started) / max(len(items), 1)
         parsed = [parse_response(text) for text in responses]
+        if self.prefetch is not None and self.tools is not None:
+            self.prefetch(images, [p.code or "" for p in parsed])
         recorder = ToolRecorder(self.tools) if self.tools is not None else None
         tokens = [_ItemImage(image, i) for i, image in enumerate(images)]
         results = execute_many([p.code for p in parsed], recorder.tools if recorder else None, self.timeout_s,

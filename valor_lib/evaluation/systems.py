@@ -66,15 +66,31 @@ def tool_solver(writer: Any, identity: dict[str, Any], detector_spec: str, commo
                 params: Any) -> tuple[ProgramSolver, Any]:
     """(solver, toolbox): ``writer``'s programs run with a toolbox on ``detector_spec`` (depth and VQA from
     ``common.backends``, ``gd_detect`` at ``common.gd_thresholds``); ``identity`` names the writer in cache keys."""
+    backends = common.backends
+    tools = toolbox_identity(detector_spec, backends.depth, backends.vqa, common.gd_thresholds)
+    toolbox = shared_toolbox(common, detector_spec, tools)
+    identity = {**identity, "tools": tools}
+    solver = ProgramSolver(writer, toolbox.tools(), identity=identity, timeout_s=params.timeout_s,
+                           workers=params.exec_workers, tool_stats=lambda: tool_cache_stats(toolbox),
+                           prefetch=toolbox.prefetch_detections)
+    return solver, toolbox
+
+
+_TOOLBOX: dict[str, Any] = {}
+
+
+def shared_toolbox(common: Any, detector_spec: str, identity: Mapping[str, Any]) -> Any:
+    """The toolbox for ``identity`` (:func:`toolbox_identity`: weights fingerprints, specs, thresholds), reused
+    by the next solver with the same identity in this process, so that evaluations sharing a detector share its
+    detection and depth-map caches (the policies of one stage ask about the same images). Only the latest
+    toolbox is kept, so one detector at a time stays in memory."""
     from valor_lib.tools import Toolbox
 
-    backends = common.backends
-    toolbox = Toolbox.from_params(common, detector=detector_spec)
-    identity = {**identity,
-                "tools": toolbox_identity(detector_spec, backends.depth, backends.vqa, common.gd_thresholds)}
-    solver = ProgramSolver(writer, toolbox.tools(), identity=identity, timeout_s=params.timeout_s,
-                           workers=params.exec_workers, tool_stats=lambda: tool_cache_stats(toolbox))
-    return solver, toolbox
+    key = json.dumps({**identity, "device": common.device}, sort_keys=True)
+    if key not in _TOOLBOX:
+        _TOOLBOX.clear()
+        _TOOLBOX[key] = Toolbox.from_params(common, detector=detector_spec)
+    return _TOOLBOX[key]
 
 
 def tool_cache_stats(toolbox: Any) -> dict[str, dict[str, int]]:

@@ -226,7 +226,7 @@ def train_classifier(train: Sequence[CropSample], p: ToyVlmVerifierParams, seed:
     model = CropNet()
     data = _stack(train)
     steps = p.epochs * -(-len(train) // p.batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=1e-4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=1e-4, foreach=True)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=p.lr, total_steps=steps, pct_start=0.15)
     generator = torch.Generator().manual_seed(seed)
     history = []

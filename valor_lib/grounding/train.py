@@ -159,7 +159,7 @@ def finetune_detector(model: Any, processor: Any, datasets: Sequence[DetectionDa
     criterion = install_grounding_loss(model)
     set_trainable(model, cfg.freeze_backbone, cfg.freeze_text)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
     per_epoch = len(sampler)
     total = cfg.epochs * per_epoch
     scheduler = _scheduler(optimizer, cfg, total)

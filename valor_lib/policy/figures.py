@@ -69,3 +69,16 @@ def before_after(before: Mapping[str, Any], after: Mapping[str, Any], benchmark:
             break
     with pd.option_context("display.max_colwidth", None):
         return pd.DataFrame(rows)
+
+
+def kind_bars(shares: pd.DataFrame) -> Any:
+    """Stacked horizontal bars: the share of each response kind (:mod:`valor_lib.policy.diagnose`) per policy."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(12, 0.5 * len(shares) + 1.6))
+    shares.iloc[::-1].plot.barh(stacked=True, ax=ax, width=0.7, colormap="tab20")
+    ax.set_xlabel("share of responses (%)")
+    ax.set_xlim(0, 100)
+    ax.legend(fontsize=8, ncol=min(len(shares.columns), 6), loc="upper center", bbox_to_anchor=(0.5, -0.35))
+    fig.tight_layout()
+    return fig

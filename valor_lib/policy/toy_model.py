@@ -230,7 +230,7 @@ def pretrain(model: Any, sequences: Sequence[tuple[list[int], list[int]]], *, ep
     weights = [[1.0] * (len(p) - n_prefix) + copy_weights(p[n_prefix:], r, copy_weight) for p, r in sequences]
     lengths = [len(s) for s in suffixes]
     plan = [batch for _ in range(epochs) for batch in _batches(lengths, batch_size, rng)]
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98), foreach=True)
     warmup = max(1, int(warmup_frac * len(plan)))
 
     def schedule(step: int) -> float:

@@ -45,7 +45,7 @@ class CachedDetector:
     """
 
     def __init__(self, detector: GroundingDinoDetector, thresholds: Thresholds = INFERENCE,
-                 nms_iou: float | None = None, class_agnostic_nms: bool = False, cache_size: int = 512):
+                 nms_iou: float | None = None, class_agnostic_nms: bool = False, cache_size: int = 4096):
         self.detector = detector
         self.thresholds = thresholds
         self.nms_iou = nms_iou

@@ -21,7 +21,8 @@ from valor_lib.detection.inference import INFERENCE, Thresholds
 from valor_lib.specs import parse_spec
 from valor_lib.tools.cache import LRUCache
 from valor_lib.tools.depth import DepthBackend
-from valor_lib.tools.detector import DEFAULT_PTH_BASE, CachedDetector, load_detector
+from valor_lib.tools.detector import DEFAULT_PTH_BASE, CachedDetector, check_prompt, load_detector
+from valor_lib.tools.errors import ToolInputError
 from valor_lib.tools.images import LoadedImage, check_box, load_image
 from valor_lib.tools.vqa import ClientVQA, check_question
 
@@ -94,6 +95,25 @@ class Toolbox:
                        thresholds: Thresholds | None = None) -> list[list[dict[str, Any]]]:
         """:meth:`gd_detect` for many images at once (batched on the model), optionally other thresholds."""
         return self.detector.detect_many([self.load(im) for im in images], prompts, thresholds)
+
+    def prefetch_detections(self, images: Sequence[Any], codes: Sequence[str]) -> int:
+        """Run, in one batch, every ``gd_detect`` call with a constant prompt that ``codes[i]`` makes on
+        ``images[i]``, so that the programs later find the detections in the cache; returns how many
+        (image, prompt) pairs were asked for. Prompts a program builds at run time, and prompts ``gd_detect``
+        would reject, are left to the program."""
+        from valor_lib.grounding.queries import extract_grounding_queries
+
+        pairs = {}
+        for image, code in zip(images, codes, strict=True):
+            for prompt in extract_grounding_queries(code).prompts:
+                try:
+                    check_prompt(prompt)
+                except ToolInputError:
+                    continue
+                pairs[(id(image), prompt)] = (image, prompt)
+        if pairs:
+            self.gd_detect_many(*zip(*pairs.values(), strict=True))
+        return len(pairs)
 
     def tools(self) -> dict[str, Callable[..., Any]]:
         """The parent-side callables for ``execute(code, tools=...)``: ``fn(image, *args, **kwargs)``."""

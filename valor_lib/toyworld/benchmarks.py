@@ -160,6 +160,26 @@ def count_choices(answer: int, rng: np.random.Generator) -> list[str]:
     return [str(v) for v in range(low, low + 4)]
 
 
+DIRECT_ANSWER = "Please answer directly with a single word or number."
+
+
+def benchmark_phrasing(q: Query, rng: np.random.Generator) -> str:
+    """The query as one of the evaluated benchmarks might put it to the policy, drawn uniformly: plain, or with
+    the instruction or option list its answer type gets there after the loaders' rewrites (RoboSpatial's
+    "Answer yes or no.", RealWorldQA's direct-answer line or options, BLINK's options). A language model
+    pretrained on plain questions only is thrown by these suffixes; the real policy has seen such phrasings."""
+    from valor_lib.evaluation.rewrites import with_options
+
+    forms = [q.text, f"{q.text}\n{DIRECT_ANSWER}"]
+    if q.answer_type == "yes/no":
+        forms += [f"{q.text} Answer yes or no.", with_options(q.text, ["yes", "no"])]
+    elif q.answer_type == "choice":
+        forms.append(with_options(q.text, list(q.spec.options)))
+    elif q.answer_type == "int":
+        forms.append(with_options(q.text, count_choices(int(q.answer), rng)))
+    return forms[int(rng.integers(len(forms)))]
+
+
 def vsr_caption(q: Query) -> str:
     """A VSR-style statement ("The chair is to the left of the table.") from a relation query."""
     a, b = (r.text() for r in q.spec.refs)
@@ -210,5 +230,5 @@ def format_row(benchmark: str, item: Item, q: Query, index: int, rng: np.random.
                         "and nothing else.")
             return {"question": question, "answer": _letter(options.index(q.answer))}
         answer = q.answer.capitalize() if q.answer_type == "yes/no" else q.answer
-        return {"question": f"{q.text}\nPlease answer directly with a single word or number.", "answer": answer}
+        return {"question": f"{q.text}\n{DIRECT_ANSWER}", "answer": answer}
     raise KeyError(f"unknown benchmark {benchmark!r}")

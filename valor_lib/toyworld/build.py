@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from valor_lib.toyworld.benchmarks import Item, format_row, item_seed, make_item
+from valor_lib.toyworld.benchmarks import Item, benchmark_phrasing, format_row, item_seed, make_item
 from valor_lib.toyworld.camera import Camera
 from valor_lib.toyworld.config import ToyWorldParams
 from valor_lib.toyworld.vocab import CATEGORIES
@@ -175,7 +175,8 @@ def write_split(root: Path, plan: SplitPlan, items: list[Item], p: ToyWorldParam
     info: dict[str, Any] = {"images": len(items)}
     recipe = plan.recipe
     if recipe == "pretrain":
-        queries = [{"id": f"{i.scene.id}-{k}", "question": q.text, "family": q.spec.family}
+        rng = np.random.default_rng([seed, len(items)])
+        queries = [{"id": f"{i.scene.id}-{k}", "question": benchmark_phrasing(q, rng), "family": q.spec.family}
                    for i in items for k, q in enumerate(i.queries)][: p.pretrain_queries]
         _write_jsonl(root / "pretrain_queries.jsonl", queries)
         info["queries"] = len(queries)

@@ -52,9 +52,10 @@ class ToyPolicyParams(StrictModel):
     model size and pretraining, and the programmer check. Defaults are the toy values of params.yaml."""
 
     examples: int = Field(0, ge=0, le=4, description="worked examples in the policy's prompt (paper: 4)")
-    flaw_rate: float = Field(0.6, ge=0, le=1, description="share of template programs that carry a flaw")
-    flaw_weights: dict[str, float] = Field({"logic_slip": 0.5, "open_vqa": 0.5},
-                                           description="relative weight of each flaw (missing: 1)")
+    flaw_rate: float = Field(0.65, ge=0, le=1, description="share of template programs that carry a flaw")
+    flaw_weights: dict[str, float] = Field(
+        {"pixel_size": 3.0, "depth_from_2d": 3.0, "wrong_dimension": 0.5, "open_vqa": 0.5, "code_deviates": 0.3,
+         "logic_slip": 0.3}, description="relative weight of each flaw (missing: 1)")
     programs_per_query: int = Field(1, ge=1, description="template programs written per pretraining query")
     vocab_size: int = Field(2048, ge=300, description="BPE vocabulary size (before the instruction-line tokens)")
     hidden_size: int = Field(128, ge=16)
@@ -63,7 +64,7 @@ class ToyPolicyParams(StrictModel):
     heads: int = Field(4, ge=1)
     kv_heads: int = Field(2, ge=1)
     head_dim: int = Field(32, ge=8)
-    epochs: int = Field(3, ge=1, description="passes over the template programs")
+    epochs: int = Field(6, ge=1, description="passes over the template programs")
     batch_size: int = Field(4, ge=1, description="sequences per step")
     lr: float = Field(7.0e-4, gt=0, description="AdamW peak learning rate (warm-up, cosine decay)")
     weight_decay: float = Field(0.01, ge=0)
