@@ -70,3 +70,40 @@ def test_runner_overhead(tmp_path):
     print(f"runner      {runner_s:6.2f} s  {total / runner_s:7.1f} items/s  ratio to bare {runner_s / bare_s:.2f}")
     print(f"cached      {cached_s:6.2f} s  {total / cached_s:7.1f} items/s  ratio to runner {cached_s / runner_s:.3f}")
     print(f"scoring     {2 * len(pairs) / scoring_s:,.0f} scores/s")
+
+
+@pytest.mark.benchmark
+def test_prefetched_detections(tmp_path):
+    """Correct template programs on toy benchmarks with a tiny GroundingDINO: each program's gd_detect calls
+    one image at a time (the baseline), against the same programs after the toolbox ran their constant prompts
+    in batches (``Toolbox.prefetch_detections``). Fresh detection caches for both, same process."""
+    import torch
+
+    from valor_lib.detection.tiny import TinyDetectorConfig, build_tiny_detector
+    from valor_lib.detection.toy import toy_words
+    from valor_lib.policy.template_programmer import TemplateWriter
+    from valor_lib.tools import Toolbox
+
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    build_world(small_world_params(EVAL_ITEMS, EVAL_ITEMS + 4), 0, tmp_path / "toy")
+    source = Source(root=tmp_path / "toy" / "benchmarks", cache_dir=tmp_path / "hf", omni3d_eval_rows=EVAL_ITEMS)
+    items = {b: load(b, source) for b in ("omni3d-bench", "vsr", "robospatial", "countbenchqa")}
+    total = sum(len(v) for v in items.values())
+    model, processor = build_tiny_detector(toy_words(), TinyDetectorConfig())
+    model.save_pretrained(tmp_path / "detector")
+    processor.save_pretrained(tmp_path / "detector")
+    seconds = {}
+    for name in ("one image at a time", "prefetched"):
+        box = Toolbox.from_specs(f"groundingdino-hf:{tmp_path / 'detector'}", "toy:ground-plane", "toy:vqa",
+                                 device="cpu")
+        solver = ProgramSolver(TemplateWriter("correct"), box.tools(), identity={"writer": name}, workers=2,
+                               prefetch=box.prefetch_detections if name == "prefetched" else None)
+        execute_many(["final_answer = 1"], box.tools(), images=[None])  # warm the sandbox workers
+        started = time.perf_counter()
+        for benchmark, group in items.items():
+            evaluate(solver, group, benchmark, cache_root=tmp_path / name, batch_size=64, progress=False)
+        seconds[name] = time.perf_counter() - started
+    base, fast = seconds["one image at a time"], seconds["prefetched"]
+    print(f"\n{total} items: one image at a time {base:.1f} s ({total / base:.1f} items/s), prefetched {fast:.1f} s "
+          f"({total / fast:.1f} items/s), speed-up {base / fast:.2f}x")

@@ -15,6 +15,7 @@ from valor_lib.policy.grpo import (
     load_rl_queries,
     optimizer_layout,
     train_grpo,
+    train_grpo_seeds,
     trim_rollouts,
 )
 
@@ -93,6 +94,22 @@ def test_a_short_run_records_rollouts_saves_a_policy_and_is_reused(tiny_policy, 
     assert writer.examples == 1 and len(writer.write(["How many chairs are there in the image?"], n=2, seed=0)[0]) == 2
     again = train_grpo(f"hf:{tiny_policy}", [], p, out, seed=0, verifier="toy:verifier")
     assert again.reused and again.steps == 2 and again.history == run.history
+
+
+@pytest.mark.slow
+def test_seeds_train_side_by_side_in_their_own_processes_and_are_reused(tiny_policy, rl_queries, tmp_path):
+    p = grpo_params(batch_size=2, group_size=2, micro_batch_size=4, max_steps=1, save_steps=1,
+                    max_response_tokens=16, lr=1.0e-3, seed_workers=2)
+    records = load_rl_queries(rl_queries)
+    runs = train_grpo_seeds(f"hf:{tiny_policy}", records, p, tmp_path, seeds=[0, 1], verifier="toy:verifier")
+    assert sorted(runs) == [0, 1]
+    assert [(r.seed, r.steps, r.reused, r.out_dir) for r in runs.values()] == [
+        (0, 1, False, tmp_path / "seed-0"), (1, 1, False, tmp_path / "seed-1")]
+    assert all((r.policy_dir / "config.json").is_file() for r in runs.values())
+    again = train_grpo_seeds(f"hf:{tiny_policy}", records, p.model_copy(update={"seed_workers": 1}), tmp_path,
+                             seeds=[0, 1], verifier="toy:verifier")
+    assert all(r.reused for r in again.values())
+    assert [r.history for r in again.values()] == [r.history for r in runs.values()]
 
 
 def test_a_resumed_run_keeps_only_the_rollouts_before_its_checkpoint(tmp_path):

@@ -71,7 +71,8 @@ class GRPOTrainingParams(StrictModel):
     gradient_checkpointing: bool
     vllm: bool = Field(description="TRL rollouts through vLLM (colocated, GPU)")
     rollout_gpu_memory_utilization: float = Field(gt=0, le=1, description="vLLM memory share for rollouts")
-    threads: int = Field(ge=1, description="torch CPU threads (CPU runs)")
+    threads: int = Field(ge=1, description="torch CPU threads per run (CPU runs)")
+    seed_workers: int = Field(ge=1, description="CPU runs: seeds trained side by side, one spawned process each")
     verifier_options: dict[str, Any] | None = Field(
         description="extra ChatClient options of common.backends.llm_verifier (e.g. a toy brain's error rate)")
     scorer: ScorerParams

@@ -14,6 +14,8 @@ What it does:
   ``epsilon`` (clip), ``loss_type="grpo"``, ``num_generations`` (group size), one optimizer step per generated
   batch (batch x group completions, accumulated over micro-batches), constant learning rate;
 - checkpoints every ``save_steps``; a rerun resumes from the last one, and a finished run is not repeated;
+- seeds: :func:`train_grpo_seeds` runs ``seed_workers`` seeds side by side on CPU (single-threaded tiny-model
+  runs scale better over processes than over threads);
 - curves: TRL's log history (total reward, ``valor/<head>`` means, KL, completion length) saved as
   ``log_history.json`` for the notebook's figures.
 """
@@ -38,6 +40,7 @@ from valor_lib.policy.prompts import (
     prompt_config,
     save_prompt_config,
 )
+from valor_lib.processes import process_pool
 from valor_lib.resumable import encode_record
 
 POLICY_DIR = "policy"
@@ -258,3 +261,18 @@ def train_grpo(policy: str, records: Sequence[dict[str, Any]], p: GRPOTrainingPa
                "resumed_from": last, "seed": seed}
     (out / "run.json").write_text(json.dumps(summary, indent=1) + "\n")
     return GRPORun(out, out / POLICY_DIR, seed, trainer.state.global_step, seconds, len(dataset), dropped, history, last)
+
+
+def train_grpo_seeds(policy: str, records: Sequence[dict[str, Any]], p: GRPOTrainingParams, runs_dir: str | Path,
+                     *, seeds: Sequence[int], verifier: str) -> dict[int, GRPORun]:
+    """One :func:`train_grpo` run per seed in ``runs_dir/seed-<s>``. On CPU, ``p.seed_workers`` runs go side by
+    side in spawned processes (``p.threads`` threads each); on GPU, or with one worker, one after the other."""
+    import torch
+
+    runs_dir = Path(runs_dir)
+    jobs = {s: (policy, records, p, runs_dir / f"seed-{s}") for s in seeds}
+    if p.seed_workers == 1 or len(seeds) == 1 or torch.cuda.is_available():
+        return {s: train_grpo(*job, seed=s, verifier=verifier) for s, job in jobs.items()}
+    with process_pool(min(p.seed_workers, len(seeds))) as pool:
+        futures = {s: pool.submit(train_grpo, *job, seed=s, verifier=verifier) for s, job in jobs.items()}
+        return {s: f.result() for s, f in futures.items()}

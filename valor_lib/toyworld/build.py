@@ -19,15 +19,14 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from valor_lib.processes import process_pool
 from valor_lib.toyworld.benchmarks import Item, benchmark_phrasing, format_row, item_seed, make_item
 from valor_lib.toyworld.camera import Camera
 from valor_lib.toyworld.config import ToyWorldParams
@@ -82,7 +81,7 @@ def generate(plans: list[SplitPlan], seed: int, min_visible: float, workers: int
     tasks = [(plan, (plan.recipe, plan.split, i, seed, min_visible)) for plan in plans for i in range(plan.images)]
     bar = tqdm(total=len(tasks), desc="toy world", unit="img")
     if workers > 1:
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+        pool = process_pool(workers)
         results = pool.map(_make, [t for _, t in tasks], chunksize=8)
     else:
         pool, results = None, map(_make, (t for _, t in tasks))
