@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import time
 
 import pytest
 
-from valor_lib.processes import process_pool
+from valor_lib.processes import process_pool, run_side_by_side
+
+
+def power(base: int, exponent: int) -> int:
+    return base**exponent
+
+
+def nap(seconds: float) -> None:
+    if seconds < 0:
+        raise ValueError("seconds must be non-negative")
+    time.sleep(seconds)
 
 
 def test_jobs_run_in_other_processes_and_return_their_results():
@@ -16,9 +28,18 @@ def test_jobs_run_in_other_processes_and_return_their_results():
     assert os.getpid() not in pids and pids
 
 
-def test_a_job_error_reaches_the_caller():
-    with process_pool(1) as pool, pytest.raises(ValueError, match="invalid literal"):
-        pool.submit(int, "not a number").result()
+def test_side_by_side_results_come_back_by_job_key():
+    jobs = {"a": {"base": 7, "exponent": 1}, "b": {"base": 2, "exponent": 10}, "c": {"base": 3, "exponent": 2}}
+    assert run_side_by_side(power, jobs, workers=2) == {"a": 7, "b": 1024, "c": 9}
+    assert run_side_by_side(power, {}, workers=2) == {}
+
+
+@pytest.mark.timeout(60)
+def test_the_first_error_stops_the_other_jobs_at_once():
+    jobs = {"long": {"seconds": 600}, "broken": {"seconds": -1}}
+    with pytest.raises(ValueError, match="non-negative"):
+        run_side_by_side(nap, jobs, workers=2)
+    assert not multiprocessing.active_children()
 
 
 def test_workers_must_be_positive():

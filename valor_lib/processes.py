@@ -1,4 +1,4 @@
-"""Side-by-side CPU jobs: a pool of freshly spawned interpreter processes.
+"""Side-by-side CPU jobs in freshly spawned interpreter processes.
 
 Tiny models scale poorly over threads: a toy GRPO step is only 1.3x faster on two threads than on one, so
 three single-threaded seeds side by side on two cores finish 1.3x sooner than the same seeds one after the
@@ -9,8 +9,10 @@ without the parent's torch threads, locks or CUDA state.
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Hashable, Mapping
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from multiprocessing import get_context
+from typing import Any
 
 
 def process_pool(workers: int) -> ProcessPoolExecutor:
@@ -18,3 +20,24 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+
+
+def run_side_by_side(fn: Callable[..., Any], jobs: Mapping[Hashable, Mapping[str, Any]],
+                     workers: int) -> dict[Hashable, Any]:
+    """``fn(**kwargs)`` for every job, ``workers`` at a time; the results by job key. The first error, or an
+    interrupt (Ctrl-C, a notebook's stop button), terminates the other jobs at once and is raised: resumable
+    jobs pick up from their last checkpoint when called again."""
+    pool = process_pool(min(workers, max(len(jobs), 1)))
+    try:
+        futures = {key: pool.submit(fn, **kwargs) for key, kwargs in jobs.items()}
+        done, _ = wait(futures.values(), return_when=FIRST_EXCEPTION)
+        failed = next((f for f in done if f.exception() is not None), None)
+        if failed is not None:
+            raise failed.exception()
+        return {key: future.result() for key, future in futures.items()}
+    except BaseException:
+        for process in list((getattr(pool, "_processes", None) or {}).values()):  # no public API before 3.14
+            process.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

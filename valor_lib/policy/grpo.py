@@ -40,7 +40,7 @@ from valor_lib.policy.prompts import (
     prompt_config,
     save_prompt_config,
 )
-from valor_lib.processes import process_pool
+from valor_lib.processes import run_side_by_side
 from valor_lib.resumable import encode_record
 
 POLICY_DIR = "policy"
@@ -269,10 +269,8 @@ def train_grpo_seeds(policy: str, records: Sequence[dict[str, Any]], p: GRPOTrai
     side in spawned processes (``p.threads`` threads each); on GPU, or with one worker, one after the other."""
     import torch
 
-    runs_dir = Path(runs_dir)
-    jobs = {s: (policy, records, p, runs_dir / f"seed-{s}") for s in seeds}
+    jobs = {s: {"policy": policy, "records": records, "p": p, "out_dir": Path(runs_dir) / f"seed-{s}", "seed": s,
+                "verifier": verifier} for s in seeds}
     if p.seed_workers == 1 or len(seeds) == 1 or torch.cuda.is_available():
-        return {s: train_grpo(*job, seed=s, verifier=verifier) for s, job in jobs.items()}
-    with process_pool(min(p.seed_workers, len(seeds))) as pool:
-        futures = {s: pool.submit(train_grpo, *job, seed=s, verifier=verifier) for s, job in jobs.items()}
-        return {s: f.result() for s, f in futures.items()}
+        return {s: train_grpo(**job) for s, job in jobs.items()}
+    return run_side_by_side(train_grpo, jobs, p.seed_workers)
