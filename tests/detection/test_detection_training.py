@@ -83,6 +83,66 @@ def test_our_loss_equals_upstream_where_upstream_is_right(shapes_coco, tiny_dete
         assert float(ours[key].detach()) == pytest.approx(float(upstream[key].detach()), rel=1e-5)
 
 
+def _ignore_case():
+    """One image, three queries: query 0 matched; query 1 sits on an ignore region, query 2 elsewhere."""
+    outputs = {"logits": torch.full((1, 3, 4), 0.5), "text_mask": torch.ones(1, 1, 4, dtype=torch.bool),
+               "label_maps": (torch.tensor([[0, 1, 0, 0]]),),
+               "pred_boxes": torch.tensor([[[0.2, 0.2, 0.2, 0.2], [0.7, 0.7, 0.2, 0.2], [0.5, 0.2, 0.1, 0.1]]])}
+    target = {"class_labels": torch.tensor([0]), "boxes": torch.tensor([[0.2, 0.2, 0.2, 0.2]])}
+    return outputs, target, [(torch.tensor([0]), torch.tensor([0]))]
+
+
+def test_unmatched_predictions_on_ignore_regions_get_no_classification_loss():
+    outputs, target, indices = _ignore_case()
+    criterion = PerImageGroundingLoss(GroundingDinoHungarianMatcher(class_cost=1, bbox_cost=5, giou_cost=2), 0.25,
+                                      ["labels"])
+    plain = criterion.loss_labels(outputs, [target], indices, 1)["loss_ce"]
+    region = {**target, "ignore_boxes": torch.tensor([[0.71, 0.69, 0.2, 0.2]])}
+    assert criterion.scored_queries(outputs, [region], indices).tolist() == [[True, False, True]]
+    ignored = criterion.loss_labels(outputs, [region], indices, 1)["loss_ce"]
+    # every unmatched query contributes the same here (equal logits, all-zero targets): one of two drops out
+    unmatched_each = (plain - criterion.loss_labels({**outputs, "logits": outputs["logits"][:, :1]}, [target],
+                                                    indices, 1)["loss_ce"]) / 2
+    assert float(ignored) == pytest.approx(float(plain - unmatched_each), rel=1e-6)
+    # a matched query keeps its loss even on an ignore region; an empty region list changes nothing
+    on_match = {**target, "ignore_boxes": torch.tensor([[0.2, 0.2, 0.2, 0.2]])}
+    assert criterion.scored_queries(outputs, [on_match], indices).all()
+    empty = {**target, "ignore_boxes": torch.zeros(0, 4)}
+    assert float(criterion.loss_labels(outputs, [empty], indices, 1)["loss_ce"]) == float(plain)
+
+
+def test_collator_flips_ignore_regions_with_the_image(shapes_coco, tiny_detector):
+    from dataclasses import replace
+
+    from valor_lib.detection.collate import GroundingCollator
+
+    _, processor = tiny_detector
+    coco = load_coco(*shapes_coco)
+    sample = replace(coco[0], ignore_regions=((4.0, 8.0, 20.0, 24.0),))
+    kept = GroundingCollator(processor, coco.categories, 2)([coco[0], sample], np.random.default_rng(0))
+    assert "ignore_boxes" not in kept["labels"][0]
+    assert torch.allclose(kept["labels"][1]["ignore_boxes"], torch.tensor([[12 / 64, 16 / 48, 16 / 64, 16 / 48]]))
+    flipped = GroundingCollator(processor, coco.categories, 2, hflip=1.0)([sample], np.random.default_rng(0))
+    assert torch.allclose(flipped["labels"][0]["ignore_boxes"], torch.tensor([[52 / 64, 16 / 48, 16 / 64, 16 / 48]]))
+
+
+def test_model_trains_with_ignore_regions(shapes_coco, tiny_detector):
+    model, processor = tiny_detector
+    inputs, labels = _batch(shapes_coco, processor, n=2)
+    install_grounding_loss(model)
+    model.eval()
+    first = model(**inputs, labels=labels)
+    plain = first.loss_dict
+    # every query's own box as an ignore region: all unmatched queries drop out of the classification loss
+    everywhere = [{**t, "ignore_boxes": boxes.detach()} for t, boxes in zip(labels, first.pred_boxes, strict=True)]
+    out = model(**inputs, labels=everywhere)
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
+    # boxes are untouched; classification loses the unmatched queries that cover the image
+    assert float(out.loss_dict["loss_bbox"].detach()) == pytest.approx(float(plain["loss_bbox"].detach()))
+    assert float(out.loss_dict["loss_ce"].detach()) < float(plain["loss_ce"].detach())
+
+
 def test_freezing_switches_backbone_and_text_encoder(tiny_detector):
     model, _ = tiny_detector
     set_trainable(model, freeze_backbone=True, freeze_text=True)

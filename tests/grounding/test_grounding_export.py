@@ -61,6 +61,32 @@ def test_export_writes_one_record_per_image_in_odvg_and_coco(tmp_path):
     assert [d.name for d in datasets] == ["tallyqa", "vsr"] and [len(d) for d in datasets] == [1, 2]
 
 
+def test_uncertain_boxes_travel_with_their_image_and_become_ignore_regions(tmp_path):
+    from dataclasses import replace
+
+    from valor_lib.grounding.export import pseudo_images
+    from valor_lib.grounding.train import training_datasets
+
+    candidates = {"a/img0.png": {"file": "a/img0.png", "source": "vsr", "width": 40, "height": 48,
+                                 "queried": ["chair"],
+                                 "boxes": [{"box_id": f"b{k}", "bbox": [4 * k, 4 * k, 4 * k + 9, 4 * k + 9],
+                                            "label": "chair", "score": 0.3} for k in range(3)] +
+                                           [{"box_id": "dup", "bbox": [0, 0, 9, 8], "label": "chair", "score": 0.2}]}}
+    made = pseudo_images(candidates, {"a/img0.png": ["b0"]}, uncertain={"a/img0.png": ["b2", "dup"]})
+    # the second box on the kept object is a duplicate, not an unknown object
+    assert made[0].uncertain == ((8, 8, 17, 17),) and len(made[0].boxes) == 1
+    assert pseudo_images(candidates, {"a/img0.png": ["b0"]})[0].uncertain == ()
+    images = _images(tmp_path / "img")
+    images[1] = replace(images[1], uncertain=((1.0, 2.0, 8.0, 9.0),))
+    export_pseudo_labels(images, tmp_path / "out")
+    back = {im.id: im for im in read_pseudo_images(tmp_path / "out")}
+    assert back["a/img1.png"].uncertain == ((1.0, 2.0, 8.0, 9.0),) and back["a/img0.png"].uncertain == ()
+    vsr = {d.name: d for d in training_datasets(list(back.values()), tmp_path / "img", uncertain="ignore")[0]}["vsr"]
+    assert [s.ignore_regions for s in vsr] == [((1.0, 2.0, 8.0, 9.0),), ()]
+    plain = {d.name: d for d in training_datasets(list(back.values()), tmp_path / "img")[0]}["vsr"]
+    assert all(s.ignore_regions == () for s in plain)  # the default treats them as background
+
+
 def test_export_refuses_duplicate_image_ids_and_drops_stale_sources(tmp_path):
     images = _images(tmp_path / "img")
     with pytest.raises(ValueError):

@@ -60,6 +60,8 @@ def test_presets_and_overrides():
         finetune_config({"color": 1})
     with pytest.raises(ValueError):
         FinetuneConfig(scheduler="linear")
+    with pytest.raises(ValueError, match="uncertain"):
+        FinetuneConfig(uncertain="positive")
 
 
 def test_negatives_are_only_labels_searched_for_and_not_found(tmp_path):
@@ -158,6 +160,44 @@ def test_train_on_exported_pseudo_labels_with_a_box_budget(tmp_path):
     info = json.loads((tmp_path / "tuned" / "training.json").read_text())
     assert result.steps == 2 and sum(info["datasets"].values()) == 2  # two images reach 3 boxes
     assert len(read_pseudo_images(tmp_path / "labels")) == 6
+
+
+def test_training_with_uncertain_boxes_as_ignore_regions(tmp_path):
+    from dataclasses import replace
+
+    images = [replace(im, uncertain=(tuple(float(v) for v in im.boxes[0]["bbox"]),))
+              for im in _pseudo_images(tmp_path / "img")]
+    export_pseudo_labels(images, tmp_path / "labels")
+    model, processor = _model()
+    model.save_pretrained(tmp_path / "base")
+    processor.save_pretrained(tmp_path / "base")
+    result = train_on_pseudo_labels(f"groundingdino-hf:{tmp_path / 'base'}", tmp_path / "labels", tmp_path / "img",
+                                    tmp_path / "tuned", _config(epochs=1, uncertain="ignore"), progress=False)
+    info = json.loads((tmp_path / "tuned" / "training.json").read_text())
+    assert result.steps == 2 and info["config"]["uncertain"] == "ignore"
+    assert all(np.isfinite(h["loss"]) for h in result.history)
+
+
+@pytest.mark.slow
+def test_runs_side_by_side_match_runs_in_turn(tmp_path):
+    from valor_lib.grounding.train import train_runs
+
+    export_pseudo_labels(_pseudo_images(tmp_path / "img"), tmp_path / "labels")
+    model, processor = _model()
+    model.save_pretrained(tmp_path / "base")
+    processor.save_pretrained(tmp_path / "base")
+
+    def jobs(folder):
+        return {s: {"detector": f"groundingdino-hf:{tmp_path / 'base'}", "labels_dir": tmp_path / "labels",
+                    "image_root": tmp_path / "img", "out_dir": tmp_path / folder / str(s),
+                    "config": _config(epochs=1, seed=s), "progress": False} for s in (0, 1)}
+
+    apart = train_runs(jobs("apart"), workers=2)
+    in_turn = train_runs(jobs("in-turn"), workers=1)
+    assert set(apart) == {0, 1}
+    for s in (0, 1):
+        assert [h["loss"] for h in apart[s].history] == pytest.approx([h["loss"] for h in in_turn[s].history])
+    assert apart[0].history != apart[1].history
 
 
 @pytest.mark.slow

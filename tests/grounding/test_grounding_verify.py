@@ -81,6 +81,8 @@ def test_three_stages_keep_what_each_stage_accepts(tmp_path, brain):
     assert v.survivors["crop"]["img0.png"] == ["img0.png#0", "img0.png#2"]
     assert v.survivors["dedup"] == {"img0.png": ["img0.png#0"], "img1.png": ["img1.png#0"], "img2.png": []}
     assert v.counts() == {"detections": 5, "coarse": 4, "crop": 3, "dedup": 2}
+    assert v.dropped("crop") == {"img0.png": ["img0.png#3"], "img1.png": [], "img2.png": []}
+    assert v.dropped("coarse")["img0.png"] == ["img0.png#1"]
     assert v.calls == {"coarse": 2, "crop": 4, "dedup": 1} and v.failures == {"coarse": 0, "crop": 0, "dedup": 0}
     coarse = {r["id"]: r for r in read_records(tmp_path / "v" / "coarse.jsonl", key="id")}
     assert coarse["img0.png"]["dropped"] == ["img0.png#1"] and coarse["img0.png"]["decision"]["notes"] == "scripted"

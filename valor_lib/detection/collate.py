@@ -88,7 +88,8 @@ def boxes_to_cxcywh(boxes: Sequence[Sequence[float]], width: int, height: int) -
 
 
 class GroundingCollator:
-    """Samples -> model inputs plus ``labels`` (one dict per image: ``class_labels``, ``boxes``).
+    """Samples -> model inputs plus ``labels`` (one dict per image: ``class_labels``, ``boxes``, and
+    ``ignore_boxes`` when the sample has ignore regions, flipped with the image like its boxes).
 
     Call with the batch's samples and a numpy Generator (the trainer seeds one per step, so a resumed run
     draws the same captions and flips)."""
@@ -116,15 +117,20 @@ class GroundingCollator:
             with Image.open(sample.image_path) as im:
                 image = im.convert("RGB")
             boxes = [list(inst.bbox) for inst in sample.instances]
+            ignore = [list(box) for box in sample.ignore_regions]
             if self.hflip and rng.random() < self.hflip:
                 image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-                boxes = [[image.width - x2, y1, image.width - x1, y2] for x1, y1, x2, y2 in boxes]
+                boxes, ignore = ([[image.width - x2, y1, image.width - x1, y2] for x1, y1, x2, y2 in group]
+                                 for group in (boxes, ignore))
             plan = self._sampler_for(sample).plan([inst.category for inst in sample.instances], rng)
             keep = [i for i, c in enumerate(plan.class_labels) if c >= 0]
-            labels.append({
+            target = {
                 "class_labels": torch.tensor([plan.class_labels[i] for i in keep], dtype=torch.long),
                 "boxes": boxes_to_cxcywh([boxes[i] for i in keep], image.width, image.height),
-            })
+            }
+            if ignore:
+                target["ignore_boxes"] = boxes_to_cxcywh(ignore, image.width, image.height)
+            labels.append(target)
             images.append(image)
             captions.append(caption_from_phrases(plan.phrases))
         pixels = self.processor.image_processor(images, return_tensors="pt")

@@ -44,6 +44,7 @@ class DetectionSample:
     height: int
     instances: tuple[Instance, ...]
     image_id: int | None = None
+    ignore_regions: tuple[tuple[float, float, float, float], ...] = ()  # pixel boxes of unknown class: no loss there
 
 
 @dataclass

@@ -11,6 +11,11 @@
    selecting random proposals. As in the original GroundingDINO, :class:`GroundingLoss` scores the top-k
    proposals with their own encoder features and boxes (captured from the model's forward pass by a hook).
 
+Also: ignore regions. A target may carry ``ignore_boxes`` (normalised ``cx, cy, w, h``): regions whose class
+is unknown, such as a pseudo-labelled box the verifier could not confirm. An unmatched query whose predicted box
+overlaps one (IoU >= :data:`IGNORE_IOU`) gets no classification loss: it is neither taught to see the region's
+label nor taught that nothing is there.
+
 Install with ``loss = install_grounding_loss(model)`` (``loss.remove()`` undoes it).
 """
 
@@ -19,13 +24,47 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from transformers.loss.loss_grounding_dino import GroundingDinoHungarianMatcher, GroundingDinoImageLoss
+from transformers.loss.loss_for_object_detection import box_iou, center_to_corners_format
+from transformers.loss.loss_grounding_dino import (
+    GroundingDinoHungarianMatcher,
+    GroundingDinoImageLoss,
+    sigmoid_focal_loss,
+)
 
 CLASS_LOSS_WEIGHT = 2.0  # cls / bbox / giou = 2 / 5 / 2 (Open-GroundingDino; bbox and giou come from the config)
+IGNORE_IOU = 0.5  # an unmatched prediction this close to an ignore region gets no classification loss
 
 
 class PerImageGroundingLoss(GroundingDinoImageLoss):
-    """Upstream criterion with classification targets taken from each image's own label map."""
+    """Upstream criterion with classification targets taken from each image's own label map, and no
+    classification loss for unmatched predictions on ignore regions (module docstring)."""
+
+    def loss_labels(self, outputs: dict[str, Any], targets: list[dict[str, torch.Tensor]],
+                    indices: list[tuple[torch.Tensor, torch.Tensor]], num_boxes: int) -> dict[str, torch.Tensor]:
+        if not any(len(t.get("ignore_boxes", ())) for t in targets):
+            return super().loss_labels(outputs, targets, indices, num_boxes)
+        logits = outputs["logits"]
+        onehot = self._get_target_classes_one_hot(outputs, targets, indices).float()
+        counted = outputs["text_mask"].expand_as(logits) & self.scored_queries(outputs, targets, indices)[..., None]
+        loss = sigmoid_focal_loss(torch.masked_select(logits, counted), torch.masked_select(onehot, counted),
+                                  num_boxes, alpha=self.focal_alpha, gamma=2)
+        return {"loss_ce": loss}
+
+    @staticmethod
+    def scored_queries(outputs: dict[str, Any], targets: list[dict[str, torch.Tensor]],
+                       indices: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """``[batch, queries]`` bool: False for unmatched queries whose box overlaps an ignore region."""
+        boxes = outputs["pred_boxes"].detach()
+        scored = torch.ones(boxes.shape[:2], dtype=torch.bool, device=boxes.device)
+        for b, ((query_idx, _), target) in enumerate(zip(indices, targets, strict=True)):
+            regions = target.get("ignore_boxes")
+            if regions is None or not len(regions):
+                continue
+            iou, _ = box_iou(center_to_corners_format(boxes[b]), center_to_corners_format(regions.to(boxes)))
+            ignored = iou.max(dim=1).values >= IGNORE_IOU
+            ignored[query_idx] = False
+            scored[b] = ~ignored
+        return scored
 
     def _get_target_classes_one_hot(self, outputs: dict[str, Any], targets: list[dict[str, torch.Tensor]],
                                     indices: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:

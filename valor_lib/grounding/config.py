@@ -77,6 +77,9 @@ class TrainingParams(StrictModel):
     negatives: Literal["queried", "all", "none"] = Field(description="negative phrases: labels asked for on the image "
                                                  "and not found (queried), any label (all), or none: captions "
                                                  "name only the image's own labels")
+    uncertain: Literal["background", "ignore"] = Field(description="boxes the verifier left unsettled (passed the "
+                                                       "coarse filter, failed the crop check): background like any "
+                                                       "unlabelled region, or ignore regions of the loss")
     hflip: float = Field(ge=0, le=1)
     bf16: bool
     threads: int | None = Field(ge=1)
@@ -120,6 +123,8 @@ class DetectorFinetuningParams(StrictModel):
     preset: Literal["paper", "authors-code"] | None = Field(description="named hyper-parameters that replace "
                                                            "training's values")
     training: TrainingParams
+    run_workers: int = Field(ge=1, description="CPU: fine-tuning runs side by side in spawned processes "
+                                               "(training.threads each); GPU: one after the other")
     heldout_coco: str = Field(description="COCO json of the held-out detection set (COCO val 2017 in the paper)")
     heldout_images: str
     map_batch_size: int = Field(ge=1)

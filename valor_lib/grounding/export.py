@@ -4,8 +4,8 @@ All boxes an image keeps, from every grounding query asked about it, go into **o
 query would present the objects found by the other queries as negatives). Each record keeps its source dataset
 (the balanced sampler's unit) and the labels that were asked for on the image (``queried``). Layout::
 
-    <out>/odvg/<source>.jsonl     ODVG records (plus "source" and "queried" fields), image paths relative to
-                                  the image root
+    <out>/odvg/<source>.jsonl     ODVG records (plus "source" and "queried" fields, and "uncertain": boxes the
+                                  verifier left unsettled, when any), image paths relative to the image root
     <out>/label_map.json          {"0": "chair", ...}: one index per label, shared by all sources
     <out>/coco.json               the same boxes as COCO (images carry "source"), category ids = index + 1
     <out>/summary.json            images, boxes, labels per source
@@ -25,8 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from valor_lib.detection.data import load_label_map
+from valor_lib.detection.inference import box_iou
+
+DUPLICATE_IOU = 0.5  # an unsettled box this close to a kept box is a second box on a confirmed object
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class PseudoImage:
     height: int
     boxes: tuple[dict[str, Any], ...]  # {"bbox": [x1, y1, x2, y2], "label": str, "score": float}
     queried: tuple[str, ...] = ()
+    uncertain: tuple[tuple[float, ...], ...] = ()  # [x1, y1, x2, y2] of boxes the verifier left unsettled
 
 
 @dataclass
@@ -113,6 +118,8 @@ def export_pseudo_labels(images: Sequence[PseudoImage], out_dir: str | os.PathLi
                       "label": index[b["label"]]} for b in image.boxes]
         record = {"filename": image.file, "height": image.height, "width": image.width,
                   "detection": {"instances": instances}, "source": image.source, "queried": list(image.queried)}
+        if image.uncertain:
+            record["uncertain"] = [[round(float(v), 2) for v in box] for box in image.uncertain]
         lines.setdefault(image.source, []).append(json.dumps(record))
         image_id = len(coco["images"]) + 1
         coco["images"].append({"id": image_id, "file_name": image.file, "width": image.width,
@@ -150,7 +157,8 @@ def read_pseudo_images(out_dir: str | os.PathLike) -> list[PseudoImage]:
             boxes = tuple({"bbox": inst["bbox"], "label": labels[int(inst["label"])]}
                           for inst in rec["detection"]["instances"])
             images.append(PseudoImage(rec["filename"], rec.get("source", path.stem), rec["filename"], rec["width"],
-                                      rec["height"], boxes, tuple(rec.get("queried", ()))))
+                                      rec["height"], boxes, tuple(rec.get("queried", ())),
+                                      tuple(tuple(box) for box in rec.get("uncertain", ()))))
     return images
 
 
@@ -159,9 +167,13 @@ def label_counts(images: Iterable[PseudoImage]) -> Mapping[str, int]:
     return dict(Counter(b["label"] for im in images for b in im.boxes).most_common())
 
 
-def pseudo_images(candidates: Mapping[str, Mapping[str, Any]], kept: Mapping[str, Sequence[str]]) -> list[PseudoImage]:
+def pseudo_images(candidates: Mapping[str, Mapping[str, Any]], kept: Mapping[str, Sequence[str]],
+                  uncertain: Mapping[str, Sequence[str]] | None = None) -> list[PseudoImage]:
     """The boxes a stage kept (``kept``: image id -> box ids) as :class:`PseudoImage` records, one per image
-    with a file; ``queried`` comes from the candidates."""
+    with a file; ``queried`` comes from the candidates, ``uncertain`` (image id -> box ids) names the boxes
+    whose class stays unknown (e.g. the ones that passed the coarse filter and failed the crop check). An
+    uncertain box overlapping a kept box (IoU >= :data:`DUPLICATE_IOU`) is a duplicate, not uncertain: the
+    detector should learn to leave it out, so it is not listed."""
     images = []
     for image_id, record in candidates.items():
         if not record.get("file"):
@@ -169,6 +181,11 @@ def pseudo_images(candidates: Mapping[str, Mapping[str, Any]], kept: Mapping[str
         by_id = {b["box_id"]: b for b in record["boxes"]}
         boxes = tuple({"bbox": by_id[k]["bbox"], "label": by_id[k]["label"], "score": by_id[k]["score"]}
                       for k in kept.get(image_id, []))
+        unsettled = [by_id[k]["bbox"] for k in (uncertain or {}).get(image_id, [])]
+        if unsettled and boxes:
+            overlap = box_iou(torch.tensor(unsettled, dtype=torch.float32),
+                              torch.tensor([b["bbox"] for b in boxes], dtype=torch.float32)).max(dim=1).values
+            unsettled = [box for box, iou in zip(unsettled, overlap.tolist(), strict=True) if iou < DUPLICATE_IOU]
         images.append(PseudoImage(image_id, record["source"], record["file"], record["width"], record["height"],
-                                  boxes, tuple(record.get("queried", ()))))
+                                  boxes, tuple(record.get("queried", ())), tuple(map(tuple, unsettled))))
     return images

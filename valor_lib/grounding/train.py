@@ -17,7 +17,8 @@ share of each balanced batch and gradients are averaged. What this loop adds to
 parallelism, dvclive curves, and negatives restricted to what was asked for on each image
 (``negatives="queried"``): a pseudo-labelled image only tells us about the labels its programs searched for, so
 only those labels that were searched for and not found may serve as negative phrases. Any other label may
-well be present but unlabelled.
+well be present but unlabelled. Likewise ``uncertain="ignore"`` turns the boxes the verifier left unsettled
+into ignore regions of the loss (:mod:`valor_lib.detection.loss`) instead of background.
 
 The output folder gets the model and processor (loadable as ``groundingdino-hf:<folder>``), ``history.json``
 and ``training.json``; ``checkpoint/state.pt`` (rewritten atomically) lets an interrupted run resume exactly.
@@ -30,7 +31,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ from valor_lib.detection.train import (
     set_trainable,
     step_losses,
 )
+from valor_lib.processes import run_side_by_side
 
 CHECKPOINT = Path(CHECKPOINT_DIR) / STATE_FILE
 
@@ -69,21 +71,26 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 SCHEDULERS = ("step", "cosine")
 NEGATIVES = ("queried", "all", "none")
+UNCERTAIN = ("background", "ignore")
 
 
 @dataclass(frozen=True)
 class FinetuneConfig(TrainConfig):
-    """:class:`TrainConfig` plus the schedule (``step``: StepLR per epoch; ``cosine``: per step to 0) and the
-    negative-phrase policy (``queried`` or ``all``, module docstring)."""
+    """:class:`TrainConfig` plus the schedule (``step``: StepLR per epoch; ``cosine``: per step to 0), the
+    negative-phrase policy (``queried``, ``all`` or ``none``, module docstring) and what the boxes the verifier
+    left unsettled teach (``background``: like any unlabelled region; ``ignore``: nothing, no loss there)."""
 
     scheduler: str = "step"
     negatives: str = "queried"
+    uncertain: str = "background"
 
     def __post_init__(self) -> None:
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
         if self.negatives not in NEGATIVES:
             raise ValueError(f"negatives must be one of {NEGATIVES}, got {self.negatives!r}")
+        if self.uncertain not in UNCERTAIN:
+            raise ValueError(f"uncertain must be one of {UNCERTAIN}, got {self.uncertain!r}")
 
 
 def finetune_config(training: Mapping[str, Any] | Any, preset: str | None = None, **overrides: Any) -> FinetuneConfig:
@@ -263,10 +270,11 @@ def _negative_phrases(image: Any, negatives: str, known: set[str]) -> tuple[str,
 
 
 def training_datasets(images: Sequence[Any], image_root: str | os.PathLike, negatives: str = "queried",
-                      ) -> tuple[list[DetectionDataset], dict[str, str]]:
+                      uncertain: str = "background") -> tuple[list[DetectionDataset], dict[str, str]]:
     """One dataset per source (the balanced sampler's units) from :class:`~.export.PseudoImage` records, and
     the label parents (``"red chair"`` -> ``"chair"``). With ``negatives="queried"`` each sample may only use
-    labels that were asked for on its image and whose head noun no kept box shares as negative phrases."""
+    labels that were asked for on its image and whose head noun no kept box shares as negative phrases; with
+    ``uncertain="ignore"`` an image's unsettled boxes become ignore regions of the loss."""
     from valor_lib.grounding.export import label_parents
 
     root = Path(image_root)
@@ -280,6 +288,7 @@ def training_datasets(images: Sequence[Any], image_root: str | os.PathLike, nega
                 continue
             samples.append(PseudoSample(root / im.file, im.width, im.height,
                                         tuple(Instance(tuple(b["bbox"]), b["label"]) for b in im.boxes),
+                                        ignore_regions=tuple(im.uncertain) if uncertain == "ignore" else (),
                                         negatives=_negative_phrases(im, negatives, known)))
         if samples:
             datasets.append(DetectionDataset(source, samples, names, {"pseudo_labels": source}))
@@ -311,10 +320,19 @@ def train_on_pseudo_labels(detector: str, labels_dir: str | os.PathLike, image_r
     images = select_images(read_pseudo_images(labels_dir), max_boxes, config.seed)
     if not images:
         raise ValueError(f"{labels_dir} holds no pseudo-labelled image to train on")
-    datasets, parents = training_datasets(images, image_root, config.negatives)
+    datasets, parents = training_datasets(images, image_root, config.negatives, config.uncertain)
     torch.manual_seed(config.seed)
     model, processor = load_trainable(detector)
     return finetune_detector(model, processor, datasets, out_dir, config, parents, progress, live_dir)
+
+
+def train_runs(jobs: Mapping[Hashable, Mapping[str, Any]], workers: int = 1) -> dict[Hashable, TrainResult]:
+    """:func:`train_on_pseudo_labels` for each job (its keyword arguments), results by job key. On CPU,
+    ``workers`` runs go side by side in spawned processes (a tiny detector scales better over processes than
+    over threads); on GPU, or with one worker, one after the other. Interrupted runs resume when called again."""
+    if workers == 1 or len(jobs) <= 1 or torch.cuda.is_available():
+        return {key: train_on_pseudo_labels(**job) for key, job in jobs.items()}
+    return run_side_by_side(train_on_pseudo_labels, jobs, workers)
 
 
 def main(argv: Sequence[str] | None = None) -> TrainResult:

@@ -190,6 +190,12 @@ class Verification:
     def kept(self, stage: str, image_id: str) -> list[str]:
         return self.survivors[stage].get(image_id, [])
 
+    def dropped(self, stage: str) -> dict[str, list[str]]:
+        """Per image, the box ids that reached ``stage`` and did not pass it."""
+        order = list(self.survivors)
+        before = self.survivors[order[order.index(stage) - 1]]
+        return {k: [b for b in ids if b not in set(self.survivors[stage].get(k, []))] for k, ids in before.items()}
+
     def counts(self) -> dict[str, int]:
         """Boxes left after each stage."""
         return {stage: sum(len(v) for v in per_image.values()) for stage, per_image in self.survivors.items()}

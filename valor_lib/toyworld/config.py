@@ -38,10 +38,10 @@ class ToyVlmVerifierParams(StrictModel):
 
     input_size: int = Field(24, ge=16, description="crops are shrunk to input_size x input_size pixels")
     padding: float = Field(0.1, ge=0, le=1, description="crop margin, a fraction of the box size (the verifier's)")
-    crops_per_object: int = Field(3, ge=1, description="jittered well-fitting crops per object")
+    crops_per_object: int = Field(6, ge=1, description="jittered well-fitting crops per object")
     background_crops: int = Field(3, ge=0, description="random background crops per image")
     holdout_fraction: float = Field(0.15, ge=0, lt=1, description="knowledge images kept out to measure accuracy")
-    epochs: int = Field(10, ge=1, description="passes over the training crops")
+    epochs: int = Field(30, ge=1, description="passes over the training crops")
     batch_size: int = Field(128, ge=1, description="crops per step")
     lr: float = Field(3.0e-3, gt=0, description="peak learning rate (one-cycle schedule)")
     threads: int = Field(2, ge=1, description="torch CPU threads")
