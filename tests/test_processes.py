@@ -8,11 +8,15 @@ import time
 
 import pytest
 
-from valor_lib.processes import process_pool, run_side_by_side
+from valor_lib.processes import process_pool, run_jobs, run_side_by_side
 
 
 def power(base: int, exponent: int) -> int:
     return base**exponent
+
+
+def pid_plus(offset: int) -> int:
+    return os.getpid() + offset
 
 
 def nap(seconds: float) -> None:
@@ -45,3 +49,16 @@ def test_the_first_error_stops_the_other_jobs_at_once():
 def test_workers_must_be_positive():
     with pytest.raises(ValueError, match="workers"):
         process_pool(0)
+
+
+def test_run_jobs_stays_in_this_process_with_one_worker_or_one_job(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    here = os.getpid()
+    assert run_jobs(pid_plus, {"a": {"offset": 0}, "b": {"offset": 1}}, workers=1) == {"a": here, "b": here + 1}
+    assert run_jobs(pid_plus, {"a": {"offset": 0}}, workers=2) == {"a": here}
+    apart = run_jobs(pid_plus, {"a": {"offset": 0}, "b": {"offset": 0}}, workers=2)
+    assert here not in apart.values()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU: jobs take turns on it
+    assert run_jobs(pid_plus, {"a": {"offset": 0}, "b": {"offset": 0}}, workers=2) == {"a": here, "b": here}

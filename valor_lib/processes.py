@@ -41,3 +41,14 @@ def run_side_by_side(fn: Callable[..., Any], jobs: Mapping[Hashable, Mapping[str
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run_jobs(fn: Callable[..., Any], jobs: Mapping[Hashable, Mapping[str, Any]], workers: int) -> dict[Hashable, Any]:
+    """``fn(**kwargs)`` for every job, results by job key: side by side (:func:`run_side_by_side`) on a CPU-only
+    machine with several workers and jobs; in this process, one after the other, with one worker, one job, or a
+    GPU (which the jobs share better in turn)."""
+    import torch
+
+    if workers == 1 or len(jobs) <= 1 or torch.cuda.is_available():
+        return {key: fn(**kwargs) for key, kwargs in jobs.items()}
+    return run_side_by_side(fn, jobs, workers)

@@ -24,12 +24,14 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from transformers.loss.loss_for_object_detection import box_iou, center_to_corners_format
+from transformers.loss.loss_for_object_detection import center_to_corners_format
 from transformers.loss.loss_grounding_dino import (
     GroundingDinoHungarianMatcher,
     GroundingDinoImageLoss,
     sigmoid_focal_loss,
 )
+
+from valor_lib.detection.inference import box_iou
 
 CLASS_LOSS_WEIGHT = 2.0  # cls / bbox / giou = 2 / 5 / 2 (Open-GroundingDino; bbox and giou come from the config)
 IGNORE_IOU = 0.5  # an unmatched prediction this close to an ignore region gets no classification loss
@@ -60,7 +62,7 @@ class PerImageGroundingLoss(GroundingDinoImageLoss):
             regions = target.get("ignore_boxes")
             if regions is None or not len(regions):
                 continue
-            iou, _ = box_iou(center_to_corners_format(boxes[b]), center_to_corners_format(regions.to(boxes)))
+            iou = box_iou(center_to_corners_format(boxes[b]), center_to_corners_format(regions.to(boxes)))
             ignored = iou.max(dim=1).values >= IGNORE_IOU
             ignored[query_idx] = False
             scored[b] = ~ignored

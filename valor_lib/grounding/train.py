@@ -57,7 +57,7 @@ from valor_lib.detection.train import (
     set_trainable,
     step_losses,
 )
-from valor_lib.processes import run_side_by_side
+from valor_lib.processes import run_jobs
 
 CHECKPOINT = Path(CHECKPOINT_DIR) / STATE_FILE
 
@@ -330,9 +330,7 @@ def train_runs(jobs: Mapping[Hashable, Mapping[str, Any]], workers: int = 1) -> 
     """:func:`train_on_pseudo_labels` for each job (its keyword arguments), results by job key. On CPU,
     ``workers`` runs go side by side in spawned processes (a tiny detector scales better over processes than
     over threads); on GPU, or with one worker, one after the other. Interrupted runs resume when called again."""
-    if workers == 1 or len(jobs) <= 1 or torch.cuda.is_available():
-        return {key: train_on_pseudo_labels(**job) for key, job in jobs.items()}
-    return run_side_by_side(train_on_pseudo_labels, jobs, workers)
+    return run_jobs(train_on_pseudo_labels, jobs, workers)
 
 
 def main(argv: Sequence[str] | None = None) -> TrainResult:

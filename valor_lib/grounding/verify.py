@@ -194,7 +194,8 @@ class Verification:
         """Per image, the box ids that reached ``stage`` and did not pass it."""
         order = list(self.survivors)
         before = self.survivors[order[order.index(stage) - 1]]
-        return {k: [b for b in ids if b not in set(self.survivors[stage].get(k, []))] for k, ids in before.items()}
+        passed = {k: set(ids) for k, ids in self.survivors[stage].items()}
+        return {k: [b for b in ids if b not in passed.get(k, set())] for k, ids in before.items()}
 
     def counts(self) -> dict[str, int]:
         """Boxes left after each stage."""

@@ -40,7 +40,7 @@ from valor_lib.policy.prompts import (
     prompt_config,
     save_prompt_config,
 )
-from valor_lib.processes import run_side_by_side
+from valor_lib.processes import run_jobs
 from valor_lib.resumable import encode_record
 
 POLICY_DIR = "policy"
@@ -267,10 +267,6 @@ def train_grpo_seeds(policy: str, records: Sequence[dict[str, Any]], p: GRPOTrai
                      *, seeds: Sequence[int], verifier: str) -> dict[int, GRPORun]:
     """One :func:`train_grpo` run per seed in ``runs_dir/seed-<s>``. On CPU, ``p.seed_workers`` runs go side by
     side in spawned processes (``p.threads`` threads each); on GPU, or with one worker, one after the other."""
-    import torch
-
     jobs = {s: {"policy": policy, "records": records, "p": p, "out_dir": Path(runs_dir) / f"seed-{s}", "seed": s,
                 "verifier": verifier} for s in seeds}
-    if p.seed_workers == 1 or len(seeds) == 1 or torch.cuda.is_available():
-        return {s: train_grpo(**job) for s, job in jobs.items()}
-    return run_side_by_side(train_grpo, jobs, p.seed_workers)
+    return run_jobs(train_grpo, jobs, p.seed_workers)
