@@ -162,8 +162,11 @@ def test_train_on_exported_pseudo_labels_with_a_box_budget(tmp_path):
     assert len(read_pseudo_images(tmp_path / "labels")) == 6
 
 
-def test_training_with_uncertain_boxes_as_ignore_regions(tmp_path):
+def test_training_with_uncertain_boxes_as_ignore_regions(tmp_path, monkeypatch):
+    """The exported unsettled boxes reach the loss as ignore regions (the loss's effect: tests/detection)."""
     from dataclasses import replace
+
+    from valor_lib.detection.loss import PerImageGroundingLoss
 
     images = [replace(im, uncertain=(tuple(float(v) for v in im.boxes[0]["bbox"]),))
               for im in _pseudo_images(tmp_path / "img")]
@@ -171,11 +174,22 @@ def test_training_with_uncertain_boxes_as_ignore_regions(tmp_path):
     model, processor = _model()
     model.save_pretrained(tmp_path / "base")
     processor.save_pretrained(tmp_path / "base")
-    result = train_on_pseudo_labels(f"groundingdino-hf:{tmp_path / 'base'}", tmp_path / "labels", tmp_path / "img",
-                                    tmp_path / "tuned", _config(epochs=1, uncertain="ignore"), progress=False)
-    info = json.loads((tmp_path / "tuned" / "training.json").read_text())
-    assert result.steps == 2 and info["config"]["uncertain"] == "ignore"
-    assert all(np.isfinite(h["loss"]) for h in result.history)
+    seen = []
+    scored = PerImageGroundingLoss.scored_queries
+
+    def spy(outputs, targets, indices):
+        seen.append([len(t.get("ignore_boxes", ())) for t in targets])
+        return scored(outputs, targets, indices)
+
+    monkeypatch.setattr(PerImageGroundingLoss, "scored_queries", staticmethod(spy))
+    for mode in ("background", "ignore"):
+        seen.clear()
+        result = train_on_pseudo_labels(f"groundingdino-hf:{tmp_path / 'base'}", tmp_path / "labels",
+                                        tmp_path / "img", tmp_path / mode, _config(epochs=1, uncertain=mode),
+                                        progress=False)
+        assert result.steps == 2 and all(np.isfinite(h["loss"]) for h in result.history)
+        # background: no target carries regions; ignore: every image of every batch and head carries its one box
+        assert seen == [] if mode == "background" else (seen and all(n == [1, 1] for n in seen))
 
 
 @pytest.mark.slow
