@@ -86,6 +86,20 @@ def test_every_flawed_variant_parses_and_runs_with_dummy_tools():
     assert not failed
 
 
+def test_programs_answer_a_fallback_when_a_detection_comes_back_empty():
+    scene, image = build_scene([], seed=3)
+    programs = [write_program(q, f) for q, _ in CASES.values() for f in [None, *applicable_flaws(parse_query(q))]]
+    results = [execute(parse_response(p.text).code, tools=scene_tools(scene), image=image) for p in programs]
+    crashed = [(prog.family, prog.flaw, r.error) for prog, r in zip(programs, results, strict=True) if not r.ok]
+    assert not crashed
+    answers = {prog.family: r.answer for prog, r in zip(programs, results, strict=True) if prog.flaw is None}
+    assert answers["rel2d"] == answers["fit_under"] == answers["exist"] == "no"
+    assert answers["count"] == answers["count_rel"] == 0
+    assert answers["depth_choice"] == "green chair" and answers["size_ref"] == 0.9
+    code = write_program(CASES["depth"][0]).text
+    assert code.index("if not det_a or not det_b:") < code.index("a = max(det_a")
+
+
 @pytest.mark.parametrize("family", sorted(CASES))
 def test_correct_program_passes_every_verifier_rule_and_answers_right(family):
     question, objects = CASES[family]

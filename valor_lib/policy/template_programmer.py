@@ -8,13 +8,17 @@ with the verifier reward has something to fix.
 Writing conventions (shared with the toy verifier, which judges plans and programs by rules): numbered plan
 steps that name every object by its noun phrase; spatial words as the query writes them; 3D sizes computed as
 pixel size x depth, with the plan saying "3D" and "depth"; colour checks through yes/no ``vqa`` questions;
-``gd_detect`` prompts that hold only appearance words and nouns; the program sets ``final_answer``.
+``gd_detect`` prompts that hold only appearance words and nouns; the program sets ``final_answer``. Like the
+worked examples of the policy prompt, a program that keeps one box per object first checks that every detection
+came back non-empty and otherwise answers a fallback (``no``, 0, ...) instead of crashing on ``max`` of nothing.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -105,6 +109,7 @@ class _Writer:
         self.spec, self.pf, self.cf = spec, plan_flaw, code_flaw
         self.plan: list[str] = []
         self.code: list[str] = []
+        self.detections: dict[str, str] = {}  # box variable -> the gd_detect line of its candidates
 
     # ----- objects
     def name(self, ref: Ref) -> str:
@@ -118,11 +123,25 @@ class _Writer:
             self.plan.append(f"Detect every {noun} with gd_detect and keep the {sup} one ({_SUPERLATIVE_RULE[sup][2]}).")
         else:
             self.plan.append(f"Detect the {noun} with gd_detect and keep the most confident bounding box.")
+        self.detections[var] = f'det_{var} = gd_detect(image, "{noun}")'
         if sup and self.cf != "ignore_superlative":
             pick, key, _ = _SUPERLATIVE_RULE[sup]
-            self.code.append(f'{var} = {pick}(gd_detect(image, "{noun}"), key=lambda d: {key})["bbox"]')
+            self.code.append(f'{var} = {pick}(det_{var}, key=lambda d: {key})["bbox"]')
         else:
-            self.code.append(f'{var} = max(gd_detect(image, "{noun}"), key=lambda d: d["score"])["bbox"]')
+            self.code.append(f'{var} = max(det_{var}, key=lambda d: d["score"])["bbox"]')
+
+    def unselect(self, var: str) -> None:
+        """Forget the last selected object (its detection and its box line)."""
+        del self.detections[var]
+        self.code.pop()
+
+    def program(self, fallback: str) -> tuple[str, ...]:
+        """The program lines: the detections, a guard answering ``fallback`` when one came back empty, the rest."""
+        if not self.detections:
+            return tuple(self.code)
+        empty = " or ".join(f"not det_{var}" for var in self.detections)
+        guard = [f"if {empty}:", f"    final_answer = {fallback}", "    return"]
+        return (*self.detections.values(), *guard, *self.code)
 
     # ----- sizes
     def attribute(self) -> str:
@@ -207,7 +226,7 @@ def _count_rel(w: _Writer) -> None:
                    f"Answer with the number of {things} {rel} {w.name(anchor)}: those whose {meaning} than its."]
     if w.cf == "drop_relation":
         if w.pf != "drop_relation":
-            w.code.pop()  # a deviating program never uses the anchor it was told to find
+            w.unselect("a")  # a deviating program never uses the anchor it was told to find
         w.code.append(f'final_answer = len(gd_detect(image, "{noun}"))')
         return
     op = _FLIP[op] if w.cf == "logic_slip" else op
@@ -433,6 +452,18 @@ _FAMILY_WRITERS = {
 }
 
 
+def _fallback(spec: QuerySpec) -> str:
+    """The answer (a Python literal) of a program that found none of an object it needs."""
+    f = spec.family
+    if f in ("depth_choice", "size_choice"):
+        return f'"{spec.refs[1].noun()}"'
+    if f == "superlative_choice":
+        return f'"{spec.refs[0].noun()}"'
+    if f in ("size_ref", "stack_height"):
+        return _value(spec.value)
+    return {"count_rel": "0", "size_ratio": "1.0", "color": '"unknown"'}.get(f, '"no"')
+
+
 def applicable_flaws(spec: QuerySpec) -> list[str]:
     """The flaws a program for this query can carry, in a fixed order."""
     f = spec.family
@@ -472,7 +503,7 @@ def write_program(question: str, flaw: str | None = None) -> WrittenProgram:
         code_flaw = next(f for f in _DEVIATIONS if f in applicable_flaws(spec))
     writer = _Writer(spec, plan_flaw, code_flaw)
     _FAMILY_WRITERS[spec.family](writer)
-    return WrittenProgram(question, spec.family, flaw, tuple(writer.plan), tuple(writer.code))
+    return WrittenProgram(question, spec.family, flaw, tuple(writer.plan), writer.program(_fallback(spec)))
 
 
 class TemplateProgrammer:
@@ -535,5 +566,10 @@ class TemplateWriter:
         return [[self._one(q, rng) for rng in rngs] for q in questions]
 
     def identity(self) -> dict[str, object]:
-        return {"writer": "template-programmer-v1", "mode": self.mode, "flaw_rate": self.programmer.flaw_rate,
-                "weights": self.programmer.weights}
+        """Names the writer in prediction-cache keys, by the content of the code that writes its programs."""
+        from valor_lib.evaluation.fingerprint import file_digest
+        from valor_lib.toyworld import queries
+
+        code = [file_digest(Path(module.__file__)) for module in (sys.modules[__name__], queries)]
+        return {"writer": "template-programmer", "code": code, "mode": self.mode,
+                "flaw_rate": self.programmer.flaw_rate, "weights": self.programmer.weights}
