@@ -80,6 +80,7 @@ class CommonParams(StrictModel):
     device: Literal["auto", "cpu", "cuda"]
     offline: bool
     gd_thresholds: list[float] = Field(min_length=2, max_length=2, description="[box, text] thresholds of gd_detect")
+    gd_nms_iou: float | None = Field(gt=0, le=1, description="class-wise NMS IoU of gd_detect (None: no NMS)")
     backends: Backends
 
 

@@ -1,5 +1,6 @@
 """Stage glue: tool-cache statistics around runs, exported predictions, fingerprints of specs."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 from eval_helpers import CountingWriter, fake_detect
@@ -33,7 +34,31 @@ def test_spec_fingerprints_hash_local_weights_by_content(tmp_path):
     (copy / "config.json").write_text("{}")
     assert spec_fingerprint(f"hf:{copy}") == second  # content, not location
     assert spec_fingerprint("openai:gpt-5-mini") == {"spec": "openai:gpt-5-mini"}
-    assert spec_fingerprint("toy:vqa") == {"spec": "toy:vqa"}
+
+
+def test_toy_backends_are_named_by_their_code():
+    """A toy backend's predictions change with its code, so its identity holds its module's content hash."""
+    import valor_lib.tools.depth
+    import valor_lib.tools.toy_vqa
+    from valor_lib.evaluation.fingerprint import file_digest
+
+    assert spec_fingerprint("toy:vqa") == {"spec": "toy:vqa", "code": file_digest(Path(valor_lib.tools.toy_vqa.__file__))}
+    assert spec_fingerprint("toy:ground-plane")["code"] == file_digest(Path(valor_lib.tools.depth.__file__))
+    assert spec_fingerprint("toy:judge")["code"] != spec_fingerprint("toy:vqa")["code"]
+    assert spec_fingerprint("toy:unknown-role") == {"spec": "toy:unknown-role"}
+
+
+def test_editing_a_toy_backend_changes_its_identity(tmp_path, monkeypatch):
+    from valor_lib.evaluation import fingerprint
+
+    module = tmp_path / "probe_backend.py"
+    module.write_text("ANSWER = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(fingerprint.TOY_BACKEND_MODULES, "probe", "probe_backend")
+    before = spec_fingerprint("toy:probe")
+    module.write_text("ANSWER = 22\n")
+    after = spec_fingerprint("toy:probe")
+    assert before["spec"] == after["spec"] == "toy:probe" and before["code"] != after["code"]
 
 
 def test_tool_cache_statistics_around_runs(toy_source, tmp_path):

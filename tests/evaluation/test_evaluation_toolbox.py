@@ -1,6 +1,8 @@
 """The runner with the real toolbox (a tiny, untrained GroundingDINO of the real class, ground-plane depth,
 toy VQA) and template-written programs: tool calls come back with their results, in the tools' format."""
 
+import json
+
 import pytest
 
 from valor_lib.evaluation.benchmarks import load
@@ -53,12 +55,13 @@ def test_the_tools_identity_is_part_of_the_cache_key(toolbox):
 
     spec, box = toolbox
     keys = []
-    for thresholds in ([0.35, 0.25], [0.1, 0.1]):
-        identity = {"writer": "template", "tools": toolbox_identity(spec, "toy:ground-plane", "toy:vqa", thresholds)}
+    for thresholds, nms_iou in (([0.35, 0.25], None), ([0.1, 0.1], None), ([0.35, 0.25], 0.5)):
+        tools = toolbox_identity(spec, "toy:ground-plane", "toy:vqa", thresholds, nms_iou)
+        identity = {"writer": "template", "tools": tools}
         solver = ProgramSolver(TemplateWriter("correct"), box.tools(), identity=identity)
         assert solver.identity()["tools"] == identity["tools"]
         keys.append(cache_key(solver, [], "vsr", 0, 16, None))
-    assert keys[0] != keys[1]
+    assert len({json.dumps(k, sort_keys=True) for k in keys}) == 3
 
 
 @pytest.mark.slow
@@ -91,7 +94,7 @@ def test_solvers_with_the_same_tools_share_one_toolbox(toolbox):
 
     spec, _ = toolbox
     common = SimpleNamespace(backends=SimpleNamespace(depth="toy:ground-plane", vqa="toy:vqa"),
-                             gd_thresholds=[0.35, 0.25], device="cpu")
+                             gd_thresholds=[0.35, 0.25], gd_nms_iou=None, device="cpu")
     params = SimpleNamespace(timeout_s=5.0, exec_workers=1)
     writer = TemplateWriter("correct")
     _, first = tool_solver(writer, writer.identity(), spec, common, params)
@@ -100,5 +103,8 @@ def test_solvers_with_the_same_tools_share_one_toolbox(toolbox):
     stricter = SimpleNamespace(**{**vars(common), "gd_thresholds": [0.5, 0.5]})
     _, other = tool_solver(writer, writer.identity(), spec, stricter, params)
     assert other is not first and other.detector.thresholds.box == 0.5
+    with_nms = SimpleNamespace(**{**vars(common), "gd_nms_iou": 0.5})
+    _, nms = tool_solver(writer, writer.identity(), spec, with_nms, params)
+    assert nms is not other and nms.detector.nms_iou == 0.5 and nms.detector.thresholds.box == 0.35
     _, back = tool_solver(writer, writer.identity(), spec, common, params)
     assert back is not first and back is not other

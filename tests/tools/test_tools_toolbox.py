@@ -168,3 +168,32 @@ final_answer = [len(boxes), round(d, 2), colour]
                              ("final_answer = depth(image, [1, 2, float('nan'), 4])", "non-finite")):
         res = execute(program, tools=toolbox.tools(), image=str(path), timeout_s=60)
         assert not res.ok and res.error_type == "runtime" and message in res.error, (program, res.error)
+
+
+
+def test_from_params_applies_the_common_nms(detector_dir, scenes, monkeypatch):
+    """``common.gd_nms_iou`` reaches the detector's batch call, and no two boxes of one label that gd_detect
+    returns overlap more than that IoU."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from valor_lib.detection.inference import box_iou
+
+    backends = SimpleNamespace(detector=f"groundingdino-hf:{detector_dir}", depth="toy:ground-plane", vqa="toy:vqa")
+    common = SimpleNamespace(backends=backends, gd_thresholds=[0.0, 0.0], gd_nms_iou=0.05, device="cpu")
+    toolbox = Toolbox.from_params(common)
+    assert Toolbox.from_params(SimpleNamespace(**{**vars(common), "gd_nms_iou": None})).detector.nms_iou is None
+    seen, real = [], toolbox.detector.detector.detect_batch
+
+    def spy(images, prompts, thresholds, nms_iou=None, class_agnostic=False):
+        seen.append(nms_iou)
+        return real(images, prompts, thresholds, nms_iou, class_agnostic)
+
+    monkeypatch.setattr(toolbox.detector.detector, "detect_batch", spy)
+    _, image = scenes[0]
+    kept = toolbox.gd_detect(image, "chair, table")
+    assert seen == [0.05] and kept
+    for label in {d["label"] for d in kept}:
+        boxes = torch.tensor([d["bbox"] for d in kept if d["label"] == label])
+        assert float(box_iou(boxes, boxes).fill_diagonal_(0).max()) <= 0.05

@@ -109,11 +109,12 @@ def pretrain_toy_detector(params: ToyDetectorParams, out_dir: str | os.PathLike,
 
 
 def evaluate_toy_detector(model_dir: str | os.PathLike, params: ToyDetectorParams, answering: Sequence[float],
-                          device: str = "cpu", progress: bool = False) -> dict[str, Any]:
+                          answering_nms: float | None = None, device: str = "cpu",
+                          progress: bool = False) -> dict[str, Any]:
     """The pretrained toy detector's numbers: COCO mAP on held-out source images and on the target-domain
-    detection set, precision / recall on the target at the ``answering`` thresholds (``gd_detect``'s, from
-    ``common.gd_thresholds``) and the mining thresholds, false positives on posters / rugs / shadows, and
-    inference time per image."""
+    detection set, precision / recall on the target at the ``answering`` thresholds with ``answering_nms``
+    (``gd_detect``'s, from ``common.gd_thresholds`` / ``common.gd_nms_iou``) and at the mining thresholds (no
+    NMS), false positives on posters / rugs / shadows, and inference time per image."""
     import time
 
     from PIL import Image
@@ -126,12 +127,13 @@ def evaluate_toy_detector(model_dir: str | os.PathLike, params: ToyDetectorParam
     source, target = category_view(held), target_dataset()
     out: dict[str, Any] = {"map": {"source": coco_map_of(detector, source, progress),
                                    "target": coco_map_of(detector, target, progress)}, "target": {}}
-    for name, (box, text) in (("inference", answering), ("mining", params.mining_thresholds)):
-        dets = predict(detector, target, Thresholds(box, text), progress=progress)
+    for name, (box, text), nms_iou in (("inference", answering, answering_nms),
+                                       ("mining", params.mining_thresholds, None)):
+        dets = predict(detector, target, Thresholds(box, text), nms_iou=nms_iou, progress=progress)
         hits = [match_detections([i.bbox for i in s.instances], [i.category for i in s.instances], d)
                 for s, d in zip(target.samples, dets, strict=True)]
         on_distractors = distractor_false_positives(target, dets, hits)
-        out["target"][name] = {"thresholds": [box, text], **precision_recall(target, dets),
+        out["target"][name] = {"thresholds": [box, text], "nms_iou": nms_iou, **precision_recall(target, dets),
                                "fp_on_posters": on_distractors.poster, "fp_on_rugs": on_distractors.rug,
                                "fp_on_shadows": on_distractors.shadow}
     images = []

@@ -2,12 +2,14 @@
 
 A local model folder (or file) is hashed by content, so a retrained model under the same path gets a new key and
 an identical copy elsewhere reuses the old one; hashes are memoised per (path, size, mtime) within a process.
-Hub ids and API model names have no local weights: their spec string is their identity.
+Hub ids and API model names have no local weights: their spec string is their identity. A toy backend's
+behaviour is its code: its identity adds the content hash of the module that implements it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +21,8 @@ from valor_lib.specs import parse_spec
 
 _CHUNK = 1 << 20
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".json", ".model", ".txt", ".npz")
+# toy backends that are not chat brains (those are in valor_lib.clients.toy.TOY_BRAIN_MODULES) -> their module
+TOY_BACKEND_MODULES = {"ground-plane": "valor_lib.tools.depth"}
 
 
 def digest_json(value: Any) -> str:
@@ -52,12 +56,25 @@ def weights_digest(path: Path) -> str:
     return digest_json([[str(f.relative_to(path)), file_digest(f)] for f in files])
 
 
+def toy_code_digest(name: str) -> str | None:
+    """Content hash of the module implementing ``toy:<name>`` (None for a name no module implements)."""
+    from valor_lib.clients.toy import TOY_BRAIN_MODULES
+
+    module = TOY_BRAIN_MODULES.get(name) or TOY_BACKEND_MODULES.get(name)
+    found = importlib.util.find_spec(module) if module else None
+    return file_digest(Path(found.origin)) if found and found.origin else None
+
+
 def spec_fingerprint(spec: str) -> dict[str, Any]:
     """A backend's identity: ``{"kind", "weights"}`` (content hash) for local weights, wherever they are
-    stored; ``{"spec"}`` for hub ids, API models and toy backends."""
+    stored; ``{"spec", "code"}`` for toy backends (``code``: :func:`toy_code_digest`); ``{"spec"}`` for hub ids
+    and API models."""
     parsed = parse_spec(spec)
+    if parsed.kind == "toy":
+        code = toy_code_digest(parsed.arg)
+        return {"spec": spec, "code": code} if code else {"spec": spec}
     local = Path(parsed.arg) if Path(parsed.arg).is_absolute() else repo_root() / parsed.arg
-    if parsed.kind != "toy" and local.exists():
+    if local.exists():
         return {"kind": parsed.kind, "weights": weights_digest(local)}
     return {"spec": spec}
 

@@ -5,8 +5,8 @@
     runs = evaluate_benchmarks(solver, items, judge=judge, seed=0, batch_size=16)
 
 The solver's identity (the prediction cache key) holds the content fingerprints of the policy and detector
-weights (wherever they are stored), the depth and VQA specs, the detector thresholds, the sampling parameters,
-the prompt and its number of worked examples.
+weights (wherever they are stored), the depth and VQA specs, the detector thresholds and NMS, the sampling
+parameters, the prompt and its number of worked examples.
 """
 
 from __future__ import annotations
@@ -34,10 +34,11 @@ def sampling_params(config: SamplingConfig) -> SamplingParams:
                           max_tokens=config.max_tokens)
 
 
-def toolbox_identity(detector: str, depth: str, vqa: str, thresholds: Any) -> dict[str, Any]:
-    """What the tools' outputs depend on (``thresholds``: gd_detect's [box, text])."""
+def toolbox_identity(detector: str, depth: str, vqa: str, thresholds: Any,
+                     nms_iou: float | None = None) -> dict[str, Any]:
+    """What the tools' outputs depend on (``thresholds``: gd_detect's [box, text]; ``nms_iou``: its NMS)."""
     return {"detector": spec_fingerprint(detector), "depth": spec_fingerprint(depth), "vqa": spec_fingerprint(vqa),
-            "thresholds": [float(t) for t in thresholds]}
+            "thresholds": [float(t) for t in thresholds], "nms_iou": nms_iou}
 
 
 def writer_identity(writer: Any, policy_spec: str) -> dict[str, Any]:
@@ -65,9 +66,10 @@ def program_system(policy_spec: str, detector_spec: str, common: Any,
 def tool_solver(writer: Any, identity: dict[str, Any], detector_spec: str, common: Any,
                 params: Any) -> tuple[ProgramSolver, Any]:
     """(solver, toolbox): ``writer``'s programs run with a toolbox on ``detector_spec`` (depth and VQA from
-    ``common.backends``, ``gd_detect`` at ``common.gd_thresholds``); ``identity`` names the writer in cache keys."""
+    ``common.backends``, ``gd_detect`` at ``common.gd_thresholds`` with ``common.gd_nms_iou``); ``identity`` names
+    the writer in cache keys."""
     backends = common.backends
-    tools = toolbox_identity(detector_spec, backends.depth, backends.vqa, common.gd_thresholds)
+    tools = toolbox_identity(detector_spec, backends.depth, backends.vqa, common.gd_thresholds, common.gd_nms_iou)
     toolbox = shared_toolbox(common, detector_spec, tools)
     identity = {**identity, "tools": tools}
     solver = ProgramSolver(writer, toolbox.tools(), identity=identity, timeout_s=params.timeout_s,

@@ -68,10 +68,11 @@ class Toolbox:
 
     @classmethod
     def from_params(cls, common: Any, detector: str | None = None, **kwargs: Any) -> Toolbox:
-        """From a stage's common params (``common.backends``, ``common.gd_thresholds``, ``common.device``);
-        ``detector`` replaces ``common.backends.detector`` (e.g. a fine-tuned checkpoint)."""
+        """From a stage's common params (``common.backends``, ``common.gd_thresholds``, ``common.gd_nms_iou``,
+        ``common.device``); ``detector`` replaces ``common.backends.detector`` (e.g. a fine-tuned checkpoint)."""
         b = common.backends
         kwargs.setdefault("thresholds", Thresholds(*common.gd_thresholds))
+        kwargs.setdefault("nms_iou", common.gd_nms_iou)
         return cls.from_specs(detector or b.detector, b.depth, b.vqa, device=common.device, **kwargs)
 
     # ----- the tools ---------------------------------------------------------------------------------
