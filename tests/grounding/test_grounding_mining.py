@@ -195,3 +195,40 @@ def test_accuracy_by_kind_groups_seeds_of_a_variant():
     runs = {"pretrained": {"vsr": run(10.0)}, "verified-seed0": {"vsr": run(20.0)},
             "verified-seed1": {"vsr": run(30.0)}, "unverified-seed0": {"vsr": run(5.0)}}
     assert accuracy_by_kind(runs) == {"vsr": {"pretrained": [10.0], "verified": [20.0, 30.0], "unverified": [5.0]}}
+
+
+def test_threshold_sweep_runs_the_same_programs_at_each_threshold(monkeypatch):
+    from types import SimpleNamespace
+
+    from valor_lib.evaluation import systems
+    from valor_lib.grounding import experiment, figures
+    from valor_lib.params import CommonParams, apply_profile, load_raw
+
+    common = CommonParams(**apply_profile(load_raw(), "toy")["common"])
+    built = []
+
+    def program_system(policy, spec, at, params):
+        built.append((spec, at.gd_thresholds, at.gd_nms_iou))
+        return SimpleNamespace(writer=SimpleNamespace(write=lambda q, n=1, seed=None: [["p"]] * len(q))), None
+
+    def per_detector(detectors, solver_for, params, seed, progress):
+        writers = {name: solver_for(spec)[0].writer for name, spec in detectors.items()}
+        assert len({id(w) for w in writers.values()}) == 1  # one shared writer
+        return {name: {"vsr": SimpleNamespace(summary={"accuracy_strict": 50.0 + 10 * len(built)}),
+                       "countbenchqa": SimpleNamespace(summary={"accuracy_strict": 10.0})} for name in detectors}
+
+    monkeypatch.setattr(systems, "program_system", program_system)
+    monkeypatch.setattr(experiment, "_per_detector", per_detector)
+    params = SimpleNamespace(policy="hf:p", threshold_sweep=[[0.3, 0.25], [0.1, 0.1]])
+    sweep = experiment.threshold_sweep({"pretrained": "a", "verified-seed0": "b"}, params, common, seed=0)
+    assert list(sweep) == ["0.3/0.25", "0.1/0.1"]
+    assert built == [("a", [0.3, 0.25], common.gd_nms_iou), ("b", [0.3, 0.25], common.gd_nms_iou),
+                     ("a", [0.1, 0.1], common.gd_nms_iou), ("b", [0.1, 0.1], common.gd_nms_iou)]
+    assert common.gd_thresholds == [0.2, 0.15]  # the stage's own params are untouched
+    rows = experiment.sweep_rows(sweep)
+    assert rows[0] == {"thresholds": "0.3/0.25", "detector": "pretrained", "vsr": 70.0, "countbenchqa": 10.0,
+                       "mean": 40.0}
+    assert len(rows) == 4 and rows[-1]["vsr"] == 90.0
+    fig = figures.threshold_curves(rows, ["vsr", "countbenchqa"])
+    assert [ax.get_title() for ax in fig.axes] == ["vsr", "countbenchqa", "mean"]
+    assert len(fig.axes[0].lines) == 2

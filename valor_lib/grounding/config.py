@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -97,6 +97,9 @@ class BenchmarkEvalParams(StrictModel):
     batch_size: int = Field(ge=1, description="questions per generation call (part of the prediction cache key)")
     exec_workers: int = Field(ge=1)
     timeout_s: float = Field(gt=0)
+    threshold_sweep: list[Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(
+        description="[box, text] answering thresholds at which the policy's programs also run with the pretrained "
+                    "detector and each variant's first seed ([]: none)")
 
     @field_validator("policy")
     @classmethod

@@ -43,22 +43,53 @@ class SharedPrograms:
         return [list(r) for r in self.memory[key]]
 
 
-def benchmark_runs(detectors: Mapping[str, str], params: Any, common: Any, seed: int,
-                   progress: bool = True) -> dict[str, dict[str, Any]]:
-    """``{detector name: {benchmark: BenchmarkRun}}`` for ``params`` (the stage's ``evaluation`` block): one
-    program writer for all, with cached predictions reused across stages."""
+def _policy_solvers(params: Any) -> Callable[[str, Any], tuple[Any, Any]]:
+    """``solver_for(detector spec, common)``: the policy's solver on that detector, every solver sharing one
+    :class:`SharedPrograms` writer."""
     from valor_lib.evaluation.systems import program_system
 
     shared: SharedPrograms | None = None
 
-    def solver_for(spec: str) -> tuple[Any, Any]:
+    def solver_for(spec: str, common: Any) -> tuple[Any, Any]:
         nonlocal shared
         solver, toolbox = program_system(params.policy, spec, common, params)
         shared = shared or SharedPrograms(solver.writer)
         solver.writer = shared
         return solver, toolbox
 
-    return _per_detector(detectors, solver_for, params, seed, progress)
+    return solver_for
+
+
+def benchmark_runs(detectors: Mapping[str, str], params: Any, common: Any, seed: int,
+                   progress: bool = True) -> dict[str, dict[str, Any]]:
+    """``{detector name: {benchmark: BenchmarkRun}}`` for ``params`` (the stage's ``evaluation`` block): one
+    program writer for all, with cached predictions reused across stages."""
+    solver_for = _policy_solvers(params)
+    return _per_detector(detectors, lambda spec: solver_for(spec, common), params, seed, progress)
+
+
+def threshold_sweep(detectors: Mapping[str, str], params: Any, common: Any, seed: int,
+                    progress: bool = True) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{"<box>/<text>": {detector name: {benchmark: BenchmarkRun}}}``: :func:`benchmark_runs` at each answering
+    threshold of ``params.threshold_sweep`` (``gd_detect``'s only; the programs are the same everywhere)."""
+    solver_for = _policy_solvers(params)
+    sweep = {}
+    for box, text in params.threshold_sweep:
+        at = common.model_copy(update={"gd_thresholds": [box, text]})
+        sweep[f"{box}/{text}"] = _per_detector(detectors, lambda spec, at=at: solver_for(spec, at), params, seed,
+                                               progress)
+    return sweep
+
+
+def sweep_rows(sweep: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per (thresholds, detector): strict accuracy per benchmark and their mean."""
+    rows = []
+    for thresholds, runs in sweep.items():
+        for name, per_benchmark in runs.items():
+            scores = {b: run.summary["accuracy_strict"] for b, run in per_benchmark.items()}
+            rows.append({"thresholds": thresholds, "detector": name, **scores,
+                         "mean": round(float(np.mean(list(scores.values()))), 2)})
+    return rows
 
 
 def reference_runs(detectors: Mapping[str, str], params: Any, common: Any, seed: int,

@@ -108,3 +108,24 @@ def before_after(images: Sequence[Image.Image], names: Sequence[str],
             pictures.append(draw_boxes(image, boxes))
             titles.append(f"{name}\n{column}: {len(boxes)} boxes")
     return image_grid(pictures, titles, ncols=len(detections))
+
+
+def threshold_curves(rows: Sequence[Mapping[str, Any]], benchmarks: Sequence[str]) -> Any:
+    """Accuracy against gd_detect's answering thresholds (:func:`~valor_lib.grounding.experiment.sweep_rows`):
+    one panel per benchmark and one for their mean, a line per detector."""
+    import matplotlib.pyplot as plt
+
+    panels = [*benchmarks, "mean"]
+    thresholds = list(dict.fromkeys(r["thresholds"] for r in rows))
+    detectors = list(dict.fromkeys(r["detector"] for r in rows))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), sharey=True, squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        for name in detectors:
+            by_threshold = {r["thresholds"]: r[panel] for r in rows if r["detector"] == name}
+            ax.plot(range(len(thresholds)), [by_threshold.get(t, np.nan) for t in thresholds], marker="o", label=name)
+        ax.set_xticks(range(len(thresholds)), thresholds, rotation=45, fontsize=8)
+        ax.set(title=panel, xlabel="box / text threshold")
+    axes[0][0].set_ylabel("accuracy (%)")
+    axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
