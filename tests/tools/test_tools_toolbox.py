@@ -170,7 +170,6 @@ final_answer = [len(boxes), round(d, 2), colour]
         assert not res.ok and res.error_type == "runtime" and message in res.error, (program, res.error)
 
 
-
 def test_from_params_applies_the_common_nms(detector_dir, scenes, monkeypatch):
     """``common.gd_nms_iou`` reaches the detector's batch call, and no two boxes of one label that gd_detect
     returns overlap more than that IoU."""
