@@ -48,6 +48,18 @@ def test_toy_backends_are_named_by_their_code():
     assert spec_fingerprint("toy:unknown-role") == {"spec": "toy:unknown-role"}
 
 
+def test_module_digest_hashes_a_modules_source_file():
+    import valor_lib.toyworld.queries
+    from valor_lib.evaluation.fingerprint import file_digest, module_digest
+    from valor_lib.policy.template_programmer import TemplateWriter
+
+    assert module_digest("valor_lib.toyworld.queries") == file_digest(Path(valor_lib.toyworld.queries.__file__))
+    assert module_digest("valor_lib.no_such_module") is None
+    assert module_digest("sys") is None  # built in: no source file
+    assert TemplateWriter("correct").identity()["code"] == [module_digest("valor_lib.policy.template_programmer"),
+                                                          module_digest("valor_lib.toyworld.queries")]
+
+
 def test_editing_a_toy_backend_changes_its_identity(tmp_path, monkeypatch):
     from valor_lib.evaluation import fingerprint
 

@@ -30,7 +30,7 @@ def toolbox(tmp_path_factory):
 @pytest.mark.slow
 def test_programs_with_the_real_toolbox(toy_source, tmp_path, toolbox):
     spec, box = toolbox
-    identity = {"writer": "template", "tools": toolbox_identity(spec, "toy:ground-plane", "toy:vqa", [0.35, 0.25])}
+    identity = {"writer": "template", "tools": toolbox_identity(spec, "toy:ground-plane", "toy:vqa", [0.35, 0.25], None)}
     assert identity["tools"]["detector"]["weights"]
     solver = ProgramSolver(TemplateWriter("correct"), box.tools(), identity=identity, workers=2,
                            tool_stats=lambda: tool_cache_stats(box))

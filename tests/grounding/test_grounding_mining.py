@@ -219,16 +219,24 @@ def test_threshold_sweep_runs_the_same_programs_at_each_threshold(monkeypatch):
 
     monkeypatch.setattr(systems, "program_system", program_system)
     monkeypatch.setattr(experiment, "_per_detector", per_detector)
-    params = SimpleNamespace(policy="hf:p", threshold_sweep=[[0.3, 0.25], [0.1, 0.1]])
+    common = common.model_copy(update={"gd_thresholds": [0.2, 0.15]})
+    params = SimpleNamespace(policy="hf:p", threshold_sweep=[[0.3, 0.25], [0.1, 0.1], [0.2, 0.15]])
     sweep = experiment.threshold_sweep({"pretrained": "a", "verified-seed0": "b"}, params, common, seed=0)
-    assert list(sweep) == ["0.3/0.25", "0.1/0.1"]
-    assert built == [("a", [0.3, 0.25], common.gd_nms_iou), ("b", [0.3, 0.25], common.gd_nms_iou),
-                     ("a", [0.1, 0.1], common.gd_nms_iou), ("b", [0.1, 0.1], common.gd_nms_iou)]
+    assert list(sweep) == ["0.1/0.1", "0.2/0.15", "0.3/0.25"]  # in increasing order, common's point once
+    assert built == [("a", [0.1, 0.1], common.gd_nms_iou), ("b", [0.1, 0.1], common.gd_nms_iou),
+                     ("a", [0.2, 0.15], common.gd_nms_iou), ("b", [0.2, 0.15], common.gd_nms_iou),
+                     ("a", [0.3, 0.25], common.gd_nms_iou), ("b", [0.3, 0.25], common.gd_nms_iou)]
     assert common.gd_thresholds == [0.2, 0.15]  # the stage's own params are untouched
+    main = {"pretrained": {"vsr": "run at 0.2/0.15"}, "verified-seed0": {"vsr": "its own"}}
+    built.clear()
+    reused = experiment.threshold_sweep({"pretrained": "a", "verified-seed0": "b"}, params, common, seed=0,
+                                        at_common=main)
+    assert reused["0.2/0.15"] == main and [b[1] for b in built] == [[0.1, 0.1]] * 2 + [[0.3, 0.25]] * 2
+    assert experiment.threshold_key([0.35, 0.25]) == "0.35/0.25" and experiment.threshold_key((1, 0.5)) == "1/0.5"
     rows = experiment.sweep_rows(sweep)
-    assert rows[0] == {"thresholds": "0.3/0.25", "detector": "pretrained", "vsr": 70.0, "countbenchqa": 10.0,
+    assert rows[0] == {"thresholds": "0.1/0.1", "detector": "pretrained", "vsr": 70.0, "countbenchqa": 10.0,
                        "mean": 40.0}
-    assert len(rows) == 4 and rows[-1]["vsr"] == 90.0
+    assert len(rows) == 6 and rows[-1]["vsr"] == 110.0
     fig = figures.threshold_curves(rows, ["vsr", "countbenchqa"])
     assert [ax.get_title() for ax in fig.axes] == ["vsr", "countbenchqa", "mean"]
     assert len(fig.axes[0].lines) == 2

@@ -1,10 +1,12 @@
-"""COCO-style evaluation of a GroundingDINO detector: mAP / AP50 with pycocotools, and precision / recall at
-a fixed pair of thresholds (what a program calling ``gd_detect`` actually gets).
+"""COCO-style evaluation of a GroundingDINO detector: mAP / AP50 with pycocotools, precision / recall at
+a fixed pair of thresholds (what a program calling ``gd_detect`` actually gets), and the F1 of every pair of a
+threshold grid, to choose ``gd_detect``'s thresholds on a held-out detection set rather than on benchmarks.
 
     det = GroundingDinoDetector.from_pretrained("data/toy/models/detector-base")
     ds = load_coco("data/toy/detection/val.json", "data/toy/images/detection-val")
     evaluate_map(det, ds)                        # {"mAP": ..., "AP50": ..., "AP75": ...}
     precision_recall(ds, predict(det, ds, INFERENCE))
+    best_operating_point(operating_points(det, ds, threshold_grid([0.1, 0.2, 0.3])))  # Thresholds(box, text)
 
 Every image is prompted with all of the dataset's category names (split over several captions when needed).
 """
@@ -31,15 +33,24 @@ MAP_THRESHOLDS = Thresholds(0.0, 0.0)
 def predict(detector: GroundingDinoDetector, dataset: DetectionDataset, thresholds: Thresholds,
             batch_size: int = 8, nms_iou: float | None = None, progress: bool = True) -> list[list[dict[str, Any]]]:
     """Detections for every image of ``dataset`` (prompt: all its category names), in dataset order."""
+    return predict_sweep(detector, dataset, [thresholds], batch_size, nms_iou, progress)[0]
+
+
+def predict_sweep(detector: GroundingDinoDetector, dataset: DetectionDataset, sweep: Sequence[Thresholds],
+                  batch_size: int = 8, nms_iou: float | None = None,
+                  progress: bool = True) -> list[list[list[dict[str, Any]]]]:
+    """:func:`predict` at each thresholds of ``sweep`` from one pass over the images: ``out[k]`` is
+    ``sweep[k]``'s."""
     prompt = ", ".join(dataset.categories)
-    out: list[list[dict[str, Any]]] = []
+    out: list[list[list[dict[str, Any]]]] = [[] for _ in sweep]
     for start in tqdm(range(0, len(dataset), batch_size), desc=f"detect {dataset.name}", disable=not progress):
         samples = dataset.samples[start: start + batch_size]
         images = []
         for s in samples:
             with Image.open(s.image_path) as im:
                 images.append(im.convert("RGB"))
-        out += detector.detect_batch(images, [prompt] * len(images), thresholds, nms_iou)
+        for k, found in enumerate(detector.detect_sweep(images, [prompt] * len(images), sweep, nms_iou)):
+            out[k] += found
     return out
 
 
@@ -123,6 +134,34 @@ def precision_recall(dataset: DetectionDataset, detections: Sequence[Sequence[di
         n_gt += len(sample.instances)
     return {"precision": round(tp / max(tp + fp, 1), 4), "recall": round(tp / max(n_gt, 1), 4),
             "tp": tp, "fp": fp, "fn": n_gt - tp, "detections_per_image": round((tp + fp) / max(len(dataset), 1), 2)}
+
+
+def operating_points(detector: GroundingDinoDetector, dataset: DetectionDataset, sweep: Sequence[Thresholds],
+                     nms_iou: float | None = None, iou: float = 0.5, progress: bool = True) -> list[dict[str, Any]]:
+    """Precision, recall and F1 (IoU >= ``iou``, same label) of the detector at each thresholds of ``sweep``,
+    one row each, with ``nms_iou`` applied as ``gd_detect`` applies it."""
+    rows = []
+    for thresholds, dets in zip(sweep, predict_sweep(detector, dataset, sweep, nms_iou=nms_iou, progress=progress),
+                                strict=True):
+        scores = precision_recall(dataset, dets, iou)
+        f1 = 2 * scores["precision"] * scores["recall"] / max(scores["precision"] + scores["recall"], 1e-9)
+        rows.append({"box": thresholds.box, "text": thresholds.text, **scores, "f1": round(f1, 4)})
+    return rows
+
+
+def best_operating_point(rows: Sequence[dict[str, Any]]) -> Thresholds:
+    """The thresholds of the row with the highest F1. Ties go to higher precision, then to the lower text
+    threshold (one-word category prompts cannot tell text thresholds apart, and a lower one keeps a program's
+    multi-word phrases such as "red chair"), then to the higher box threshold."""
+    if not rows:
+        raise ValueError("no operating points to choose from")
+    best = max(rows, key=lambda r: (r["f1"], r["precision"], -r["text"], r["box"]))
+    return Thresholds(best["box"], best["text"])
+
+
+def threshold_grid(values: Sequence[float]) -> list[Thresholds]:
+    """Every (box, text) pair of ``values`` with text <= box, as GroundingDINO's defaults pair them."""
+    return [Thresholds(box, text) for box in sorted(values) for text in sorted(values) if text <= box]
 
 
 def evaluate_checkpoint(checkpoint: str | os.PathLike, coco_json: str | os.PathLike, image_dir: str | os.PathLike,

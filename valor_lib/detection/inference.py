@@ -137,20 +137,28 @@ class GroundingDinoDetector:
         """Detections ``{"bbox", "label", "score"}`` (pixels, best first) of the prompt's phrases in one image."""
         return self.detect_batch([image], [prompt], thresholds, nms_iou, class_agnostic_nms)[0]
 
-    @torch.no_grad()
     def detect_batch(self, images: Sequence[Image.Image], prompts: Sequence[str],
                      thresholds: Thresholds = INFERENCE, nms_iou: float | None = None,
                      class_agnostic_nms: bool = False) -> list[list[dict[str, Any]]]:
         """:meth:`detect` for many images (one prompt each), batched."""
+        return self.detect_sweep(images, prompts, [thresholds], nms_iou, class_agnostic_nms)[0]
+
+    @torch.no_grad()
+    def detect_sweep(self, images: Sequence[Image.Image], prompts: Sequence[str], sweep: Sequence[Thresholds],
+                     nms_iou: float | None = None, class_agnostic_nms: bool = False) -> list[list[list[dict[str, Any]]]]:
+        """Detections at each thresholds of ``sweep`` from one forward pass: ``out[k][i]`` holds image ``i``'s
+        detections at ``sweep[k]``, as :meth:`detect_batch` would return them."""
         if len(images) != len(prompts):
             raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
+        if not sweep:
+            raise ValueError("sweep names no thresholds")
         jobs: list[tuple[int, list[str]]] = []
         for i, prompt in enumerate(prompts):
             phrases = split_prompt(prompt)
             if not phrases:
                 raise ValueError(f"prompt {prompt!r} names no object")
             jobs += [(i, chunk) for chunk in chunk_phrases(phrases, [self._tokens(p) for p in phrases], self.max_tokens)]
-        results: list[list[dict[str, Any]]] = [[] for _ in images]
+        results: list[list[list[dict[str, Any]]]] = [[[] for _ in images] for _ in sweep]
         for start in range(0, len(jobs), self.batch_size):
             batch = jobs[start: start + self.batch_size]
             rgb = [images[i].convert("RGB") for i, _ in batch]
@@ -166,10 +174,8 @@ class GroundingDinoDetector:
             boxes = out.pred_boxes.float().cpu()
             for j, ((i, phrases), image) in enumerate(zip(batch, rgb, strict=True)):
                 spans = phrase_spans(text["input_ids"][j].tolist())
-                results[i] += match_phrases(probs[j], spans, phrases, _corners(boxes[j], image.width, image.height),
-                                            thresholds)
-        final = []
-        for dets in results:
-            dets = nms(dets, nms_iou, class_agnostic_nms) if nms_iou is not None else dets
-            final.append(sorted(dets, key=lambda d: -d["score"]))
-        return final
+                corners = _corners(boxes[j], image.width, image.height)
+                for k, thresholds in enumerate(sweep):
+                    results[k][i] += match_phrases(probs[j], spans, phrases, corners, thresholds)
+        return [[sorted(nms(dets, nms_iou, class_agnostic_nms) if nms_iou is not None else dets,
+                        key=lambda d: -d["score"]) for dets in per_image] for per_image in results]

@@ -114,12 +114,22 @@ def evaluate_toy_detector(model_dir: str | os.PathLike, params: ToyDetectorParam
     """The pretrained toy detector's numbers: COCO mAP on held-out source images and on the target-domain
     detection set, precision / recall on the target at the ``answering`` thresholds with ``answering_nms``
     (``gd_detect``'s, from ``common.gd_thresholds`` / ``common.gd_nms_iou``) and at the mining thresholds (no
-    NMS), false positives on posters / rugs / shadows, and inference time per image."""
+    NMS), false positives on posters / rugs / shadows, inference time per image, and precision / recall / F1 on
+    the target at every pair of ``params.answering_grid`` with ``answering_nms`` (``operating_points``) with
+    the best-F1 pair (``chosen_thresholds``): held-out detection data, not benchmarks, picks the answering
+    thresholds."""
     import time
 
     from PIL import Image
 
-    from valor_lib.detection.evaluate import match_detections, precision_recall, predict
+    from valor_lib.detection.evaluate import (
+        best_operating_point,
+        match_detections,
+        operating_points,
+        precision_recall,
+        predict,
+        threshold_grid,
+    )
     from valor_lib.detection.inference import GroundingDinoDetector, Thresholds
 
     detector = GroundingDinoDetector.from_pretrained(model_dir, device=device)
@@ -136,6 +146,10 @@ def evaluate_toy_detector(model_dir: str | os.PathLike, params: ToyDetectorParam
         out["target"][name] = {"thresholds": [box, text], "nms_iou": nms_iou, **precision_recall(target, dets),
                                "fp_on_posters": on_distractors.poster, "fp_on_rugs": on_distractors.rug,
                                "fp_on_shadows": on_distractors.shadow}
+    grid = threshold_grid(params.answering_grid)
+    out["operating_points"] = operating_points(detector, target, grid, answering_nms, progress=progress)
+    chosen = best_operating_point(out["operating_points"])
+    out["chosen_thresholds"] = [chosen.box, chosen.text]
     images = []
     for sample in target.samples[:16]:
         with Image.open(sample.image_path) as im:

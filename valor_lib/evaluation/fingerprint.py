@@ -56,13 +56,18 @@ def weights_digest(path: Path) -> str:
     return digest_json([[str(f.relative_to(path)), file_digest(f)] for f in files])
 
 
+def module_digest(module: str) -> str | None:
+    """Content hash of an importable module's source file (None when there is no such module or file)."""
+    found = importlib.util.find_spec(module)
+    return file_digest(Path(found.origin)) if found and found.origin and Path(found.origin).is_file() else None
+
+
 def toy_code_digest(name: str) -> str | None:
     """Content hash of the module implementing ``toy:<name>`` (None for a name no module implements)."""
     from valor_lib.clients.toy import TOY_BRAIN_MODULES
 
     module = TOY_BRAIN_MODULES.get(name) or TOY_BACKEND_MODULES.get(name)
-    found = importlib.util.find_spec(module) if module else None
-    return file_digest(Path(found.origin)) if found and found.origin else None
+    return module_digest(module) if module else None
 
 
 def spec_fingerprint(spec: str) -> dict[str, Any]:

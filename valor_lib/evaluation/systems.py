@@ -35,7 +35,7 @@ def sampling_params(config: SamplingConfig) -> SamplingParams:
 
 
 def toolbox_identity(detector: str, depth: str, vqa: str, thresholds: Any,
-                     nms_iou: float | None = None) -> dict[str, Any]:
+                     nms_iou: float | None) -> dict[str, Any]:
     """What the tools' outputs depend on (``thresholds``: gd_detect's [box, text]; ``nms_iou``: its NMS)."""
     return {"detector": spec_fingerprint(detector), "depth": spec_fingerprint(depth), "vqa": spec_fingerprint(vqa),
             "thresholds": [float(t) for t in thresholds], "nms_iou": nms_iou}

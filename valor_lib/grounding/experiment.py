@@ -68,16 +68,28 @@ def benchmark_runs(detectors: Mapping[str, str], params: Any, common: Any, seed:
     return _per_detector(detectors, lambda spec: solver_for(spec, common), params, seed, progress)
 
 
+def threshold_key(thresholds: Sequence[float]) -> str:
+    """A (box, text) threshold pair's name in sweeps, tables and metrics: ``"<box>/<text>"``."""
+    box, text = thresholds
+    return f"{float(box):g}/{float(text):g}"
+
+
 def threshold_sweep(detectors: Mapping[str, str], params: Any, common: Any, seed: int,
+                    at_common: Mapping[str, Mapping[str, Any]] | None = None,
                     progress: bool = True) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{"<box>/<text>": {detector name: {benchmark: BenchmarkRun}}}``: :func:`benchmark_runs` at each answering
-    threshold of ``params.threshold_sweep`` (``gd_detect``'s only; the programs are the same everywhere)."""
+    """``{threshold_key: {detector name: {benchmark: BenchmarkRun}}}``: :func:`benchmark_runs` at each answering
+    threshold pair of ``params.threshold_sweep`` and at ``common.gd_thresholds``, in increasing order (only
+    ``gd_detect`` changes; the programs are the same everywhere). ``at_common``: runs already made at
+    ``common.gd_thresholds``, by detector name, used instead of running them again."""
     solver_for = _policy_solvers(params)
+    points = {threshold_key(t): [float(x) for x in t] for t in [*params.threshold_sweep, common.gd_thresholds]}
     sweep = {}
-    for box, text in params.threshold_sweep:
-        at = common.model_copy(update={"gd_thresholds": [box, text]})
-        sweep[f"{box}/{text}"] = _per_detector(detectors, lambda spec, at=at: solver_for(spec, at), params, seed,
-                                               progress)
+    for key, thresholds in sorted(points.items(), key=lambda item: item[1]):
+        if at_common is not None and key == threshold_key(common.gd_thresholds):
+            sweep[key] = {name: dict(at_common[name]) for name in detectors}
+            continue
+        at = common.model_copy(update={"gd_thresholds": thresholds})
+        sweep[key] = _per_detector(detectors, lambda spec, at=at: solver_for(spec, at), params, seed, progress)
     return sweep
 
 

@@ -15,10 +15,8 @@ came back non-empty and otherwise answers a fallback (``no``, 0, ...) instead of
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -567,9 +565,8 @@ class TemplateWriter:
 
     def identity(self) -> dict[str, object]:
         """Names the writer in prediction-cache keys, by the content of the code that writes its programs."""
-        from valor_lib.evaluation.fingerprint import file_digest
-        from valor_lib.toyworld import queries
+        from valor_lib.evaluation.fingerprint import module_digest
 
-        code = [file_digest(Path(module.__file__)) for module in (sys.modules[__name__], queries)]
+        code = [module_digest(module) for module in (__name__, "valor_lib.toyworld.queries")]
         return {"writer": "template-programmer", "code": code, "mode": self.mode,
                 "flaw_rate": self.programmer.flaw_rate, "weights": self.programmer.weights}

@@ -27,9 +27,12 @@ class ToyDetectorParams(StrictModel):
     num_queries: int = Field(30, ge=1, description="detection queries")
     encoder_layers: int = Field(1, ge=1, description="encoder layers")
     decoder_layers: int = Field(2, ge=2, description="decoder layers (GroundingDINO needs >= 2)")
-    threads: int = Field(2, ge=1, description="torch CPU threads for pretraining")
+    threads: int = Field(1, ge=1, description="torch CPU threads for pretraining (one per side-by-side job)")
     mining_thresholds: list[float] = Field([0.1, 0.1], min_length=2, max_length=2,
                                            description="[box, text] thresholds for mining pseudo-labels")
+    answering_grid: list[float] = Field([0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45], min_length=1,
+                                        description="threshold values whose (box, text <= box) pairs are scored by "
+                                                    "F1 on detection-val to choose common.gd_thresholds")
 
 
 class ToyVlmVerifierParams(StrictModel):
@@ -44,7 +47,7 @@ class ToyVlmVerifierParams(StrictModel):
     epochs: int = Field(30, ge=1, description="passes over the training crops")
     batch_size: int = Field(128, ge=1, description="crops per step")
     lr: float = Field(3.0e-3, gt=0, description="peak learning rate (one-cycle schedule)")
-    threads: int = Field(2, ge=1, description="torch CPU threads")
+    threads: int = Field(1, ge=1, description="torch CPU threads (one per side-by-side job)")
 
 
 class ToyPolicyParams(StrictModel):
@@ -70,7 +73,7 @@ class ToyPolicyParams(StrictModel):
     weight_decay: float = Field(0.01, ge=0)
     warmup_frac: float = Field(0.03, ge=0, lt=1)
     copy_weight: float = Field(4.0, gt=0, description="loss weight of response tokens copied from the question")
-    threads: int = Field(2, ge=1, description="torch CPU threads for pretraining")
+    threads: int = Field(1, ge=1, description="torch CPU threads for pretraining (one per side-by-side job)")
 
 
 class ToyWorldParams(StrictModel):

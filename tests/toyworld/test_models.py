@@ -1,0 +1,50 @@
+"""The three toy models pretrained side by side, each into its own folder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from valor_lib.toyworld.config import ToyDetectorParams, ToyPolicyParams, ToyVlmVerifierParams, ToyWorldParams
+from valor_lib.toyworld.models import (
+    TOY_MODELS,
+    pretrain_toy_model,
+    pretrain_toy_models,
+    pretraining_questions,
+)
+
+
+def test_pretraining_questions_are_read_in_order(tmp_path):
+    rows = [{"question": "How many chairs?"}, {"question": "Is the ball left of the box?"}]
+    (tmp_path / "pretrain_queries.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + "\n")
+    assert pretraining_questions(tmp_path) == ["How many chairs?", "Is the ball left of the box?"]
+
+
+def test_an_unknown_model_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown toy model 'detector'"):
+        pretrain_toy_model("detector", ToyWorldParams.model_construct(), tmp_path, seed=0)
+
+
+@pytest.mark.slow
+def test_the_models_train_side_by_side_into_loadable_folders(small_world, small_world_sizes):
+    from valor_lib.detection.inference import GroundingDinoDetector
+    from valor_lib.grounding.toy_classifier import CropClassifier
+    from valor_lib.policy.generate import ProgramWriter
+
+    params = ToyWorldParams(**{**small_world_sizes, "workers": 2},
+                            detector=ToyDetectorParams(holdout_images=1, epochs=1, batch_size=2, d_model=32,
+                                                       num_queries=5),
+                            vlm_verifier=ToyVlmVerifierParams(crops_per_object=1, epochs=1, batch_size=32),
+                            policy=ToyPolicyParams(vocab_size=300, hidden_size=32, intermediate_size=64, layers=1,
+                                                   heads=2, kv_heads=1, head_dim=16, epochs=1, batch_size=16))
+    reports = pretrain_toy_models(params, small_world, seed=0, progress=False)
+    assert set(reports) == set(TOY_MODELS)
+    assert reports["detector-base"].steps >= 1 and reports["detector-base"].history
+    assert reports["policy-base"]["programs"] == small_world_sizes["pretrain_queries"]
+    assert reports["vlm-verifier"]["train_crops"] > 0
+    GroundingDinoDetector.from_pretrained(small_world / "models" / "detector-base", device="cpu")
+    CropClassifier.load(small_world / "models" / "vlm-verifier")
+    writer = ProgramWriter(f"hf:{small_world / 'models' / 'policy-base'}", {"max_tokens": 8})
+    assert len(writer.write(["How many chairs are there?"], seed=0)[0]) == 1
+    writer.close()

@@ -1,0 +1,62 @@
+"""The toy world's three learnt models, pretrained side by side.
+
+The detector (a tiny GroundingDINO on the source split), the toy VLM verifier's crop classifier (on the
+vlm-knowledge split) and the base policy (a tiny Qwen3 on template programs) do not depend on one another, and a
+tiny model scales better over processes than over threads (``valor_lib.processes``). With two workers on a CPU
+they train at the same time, one process each, each with its own ``threads`` setting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from valor_lib.processes import run_jobs
+from valor_lib.toyworld.config import ToyWorldParams
+
+# Folder names under <toy root>/models, longest job first so that the short one fills the gap.
+TOY_MODELS = ("detector-base", "policy-base", "vlm-verifier")
+
+
+def pretraining_questions(root: str | os.PathLike) -> list[str]:
+    """The text-only queries the base policy is pretrained on (``pretrain_queries.jsonl`` of the toy world)."""
+    lines = (Path(root) / "pretrain_queries.jsonl").read_text().splitlines()
+    return [json.loads(line)["question"] for line in lines if line.strip()]
+
+
+def pretrain_toy_model(name: str, params: ToyWorldParams, root: str | os.PathLike, seed: int,
+                       progress: bool = True) -> Any:
+    """Train one of :data:`TOY_MODELS` into ``<root>/models/<name>``; returns its training report."""
+    out_dir = Path(root) / "models" / name
+    if name == "detector-base":
+        from valor_lib.detection.toy import pretrain_toy_detector
+
+        return pretrain_toy_detector(params.detector, out_dir, seed=seed, progress=progress)
+    if name == "vlm-verifier":
+        from valor_lib.grounding.toy_classifier import build_toy_verifier
+
+        return build_toy_verifier(params.vlm_verifier, out_dir, seed=seed, progress=progress)
+    if name == "policy-base":
+        from valor_lib.policy.toy_model import ToyArchitecture, build_toy_policy
+
+        pp = params.policy
+        return build_toy_policy(
+            pretraining_questions(root), out_dir, examples=pp.examples, flaw_rate=pp.flaw_rate,
+            flaw_weights=pp.flaw_weights, programs_per_query=pp.programs_per_query, vocab_size=pp.vocab_size,
+            arch=ToyArchitecture(pp.hidden_size, pp.intermediate_size, pp.layers, pp.heads, pp.kv_heads,
+                                 pp.head_dim),
+            epochs=pp.epochs, batch_size=pp.batch_size, lr=pp.lr, weight_decay=pp.weight_decay,
+            warmup_frac=pp.warmup_frac, copy_weight=pp.copy_weight, seed=seed, threads=pp.threads,
+            progress=progress)
+    raise ValueError(f"unknown toy model {name!r}; expected one of {TOY_MODELS}")
+
+
+def pretrain_toy_models(params: ToyWorldParams, root: str | os.PathLike, seed: int,
+                        progress: bool = True) -> dict[str, Any]:
+    """Every one of :data:`TOY_MODELS`, ``params.workers`` at a time (side by side in spawned processes on a
+    CPU, in turn on a GPU or with one worker); the training reports by folder name."""
+    jobs = {name: {"name": name, "params": params, "root": str(root), "seed": seed, "progress": progress}
+            for name in TOY_MODELS}
+    return run_jobs(pretrain_toy_model, jobs, params.workers)
