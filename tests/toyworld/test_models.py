@@ -32,12 +32,13 @@ def test_the_models_train_side_by_side_into_loadable_folders(small_world, small_
     from valor_lib.grounding.toy_classifier import CropClassifier
     from valor_lib.policy.generate import ProgramWriter
 
-    params = ToyWorldParams(**{**small_world_sizes, "workers": 2},
+    params = ToyWorldParams(**small_world_sizes, pretrain_workers=2,
                             detector=ToyDetectorParams(holdout_images=1, epochs=1, batch_size=2, d_model=32,
-                                                       num_queries=5),
-                            vlm_verifier=ToyVlmVerifierParams(crops_per_object=1, epochs=1, batch_size=32),
+                                                       num_queries=5, threads=1),
+                            vlm_verifier=ToyVlmVerifierParams(crops_per_object=1, epochs=1, batch_size=32, threads=1),
                             policy=ToyPolicyParams(vocab_size=300, hidden_size=32, intermediate_size=64, layers=1,
-                                                   heads=2, kv_heads=1, head_dim=16, epochs=1, batch_size=16))
+                                                   heads=2, kv_heads=1, head_dim=16, epochs=1, batch_size=16,
+                                                   threads=1))
     reports = pretrain_toy_models(params, small_world, seed=0, progress=False)
     assert set(reports) == set(TOY_MODELS)
     assert reports["detector-base"].steps >= 1 and reports["detector-base"].history

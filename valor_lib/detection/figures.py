@@ -50,11 +50,12 @@ def operating_point_figure(rows: Sequence[dict[str, Any]], chosen: Sequence[floa
     axes[0].set(xticks=range(len(boxes)), xticklabels=boxes, yticks=range(len(texts)), yticklabels=texts,
                 xlabel="box threshold", ylabel="text threshold", title="F1 on the held-out detection set")
     fig.colorbar(image, ax=axes[0])
-    marks = [(chosen, "o", "best F1")] + ([(configured, "x", "configured")] if configured is not None else [])
-    for (box, text), marker, label in marks:
+    marks = [(chosen, {"marker": "o", "facecolors": "none", "edgecolors": "red"}, "best F1")]
+    if configured is not None:
+        marks.append((configured, {"marker": "x", "color": "red"}, "configured"))
+    for (box, text), style, label in marks:
         if box in boxes and text in texts:
-            axes[0].scatter(boxes.index(box), texts.index(text), marker=marker, s=140, facecolors="none"
-                            if marker == "o" else "red", edgecolors="red", label=label)
+            axes[0].scatter(boxes.index(box), texts.index(text), s=140, label=label, **style)
     axes[0].legend(fontsize=8, loc="upper left")
     best_text = [r for r in rows if r["text"] == chosen[1]]
     for key in ("precision", "recall", "f1"):

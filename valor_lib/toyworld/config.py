@@ -89,6 +89,8 @@ class ToyWorldParams(StrictModel):
     pretrain_queries: int = Field(ge=0, description="text-only queries for the toy base model's pretraining")
     min_visible: float = Field(gt=0, lt=1, description="objects seen less than this are removed from a scene")
     workers: int = Field(ge=1, description="processes used to render")
+    pretrain_workers: int = Field(2, ge=1, description="toy models pretrained at a time (side by side in processes "
+                                                       "on a CPU when > 1; give each model threads: 1 then)")
     detector: ToyDetectorParams = Field(default_factory=ToyDetectorParams,
                                         description="toy detector pretraining and evaluation")
     vlm_verifier: ToyVlmVerifierParams = Field(default_factory=ToyVlmVerifierParams,

@@ -2,8 +2,12 @@
 
 The detector (a tiny GroundingDINO on the source split), the toy VLM verifier's crop classifier (on the
 vlm-knowledge split) and the base policy (a tiny Qwen3 on template programs) do not depend on one another, and a
-tiny model scales better over processes than over threads (``valor_lib.processes``). With two workers on a CPU
-they train at the same time, one process each, each with its own ``threads`` setting.
+tiny model scales better over processes than over threads (``valor_lib.processes``). With ``pretrain_workers``
+2 (the toy profile) on a CPU they train at the same time, one process each, each with its own ``threads``
+setting; with 1, one after the other. Neither gives the same numbers everywhere: a model's sums run in another
+order on another number of threads or another CPU, and the from-scratch detector's pretraining is chaotic
+enough that this alone moves its target mAP (seed 0: 0.045 on one thread and 0.044 on two on one machine, 0.071
+on two on another; seeds 1 and 2 on one thread: 0.031 and 0.110).
 """
 
 from __future__ import annotations
@@ -55,8 +59,8 @@ def pretrain_toy_model(name: str, params: ToyWorldParams, root: str | os.PathLik
 
 def pretrain_toy_models(params: ToyWorldParams, root: str | os.PathLike, seed: int,
                         progress: bool = True) -> dict[str, Any]:
-    """Every one of :data:`TOY_MODELS`, ``params.workers`` at a time (side by side in spawned processes on a
-    CPU, in turn on a GPU or with one worker); the training reports by folder name."""
+    """Every one of :data:`TOY_MODELS`, ``params.pretrain_workers`` at a time (side by side in spawned processes
+    on a CPU, in turn on a GPU or with one worker); the training reports by folder name."""
     jobs = {name: {"name": name, "params": params, "root": str(root), "seed": seed, "progress": progress}
             for name in TOY_MODELS}
-    return run_jobs(pretrain_toy_model, jobs, params.workers)
+    return run_jobs(pretrain_toy_model, jobs, params.pretrain_workers)
