@@ -39,7 +39,7 @@ def predict(detector: GroundingDinoDetector, dataset: DetectionDataset, threshol
 def predict_sweep(detector: GroundingDinoDetector, dataset: DetectionDataset, sweep: Sequence[Thresholds],
                   batch_size: int = 8, nms_iou: float | None = None,
                   progress: bool = True) -> list[list[list[dict[str, Any]]]]:
-    """:func:`predict` at each thresholds of ``sweep`` from one pass over the images: ``out[k]`` is
+    """:func:`predict` at every threshold pair of ``sweep`` from one pass over the images: ``out[k]`` is
     ``sweep[k]``'s."""
     prompt = ", ".join(dataset.categories)
     out: list[list[list[dict[str, Any]]]] = [[] for _ in sweep]
@@ -138,8 +138,8 @@ def precision_recall(dataset: DetectionDataset, detections: Sequence[Sequence[di
 
 def operating_points(detector: GroundingDinoDetector, dataset: DetectionDataset, sweep: Sequence[Thresholds],
                      nms_iou: float | None = None, iou: float = 0.5, progress: bool = True) -> list[dict[str, Any]]:
-    """Precision, recall and F1 (IoU >= ``iou``, same label) of the detector at each thresholds of ``sweep``,
-    one row each, with ``nms_iou`` applied as ``gd_detect`` applies it."""
+    """Precision, recall and F1 (IoU >= ``iou``, same label) of the detector at every threshold pair of
+    ``sweep``, one row each, with ``nms_iou`` applied as ``gd_detect`` applies it."""
     rows = []
     for thresholds, dets in zip(sweep, predict_sweep(detector, dataset, sweep, nms_iou=nms_iou, progress=progress),
                                 strict=True):

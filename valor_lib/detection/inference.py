@@ -146,8 +146,8 @@ class GroundingDinoDetector:
     @torch.no_grad()
     def detect_sweep(self, images: Sequence[Image.Image], prompts: Sequence[str], sweep: Sequence[Thresholds],
                      nms_iou: float | None = None, class_agnostic_nms: bool = False) -> list[list[list[dict[str, Any]]]]:
-        """Detections at each thresholds of ``sweep`` from one forward pass: ``out[k][i]`` holds image ``i``'s
-        detections at ``sweep[k]``, as :meth:`detect_batch` would return them."""
+        """Detections at every threshold pair of ``sweep`` from one forward pass: ``out[k][i]`` holds image
+        ``i``'s detections at ``sweep[k]``, as :meth:`detect_batch` would return them."""
         if len(images) != len(prompts):
             raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
         if not sweep:
