@@ -16,6 +16,7 @@ from valor_lib.detection.tiny import TinyDetectorConfig, build_tiny_detector
 from valor_lib.detection.toy import toy_words
 from valor_lib.tools.depth import GroundPlaneDepth
 from valor_lib.tools.detector import CachedDetector
+from valor_lib.tools.images import load_image
 from valor_lib.tools.toolbox import Toolbox
 from valor_lib.tools.vqa import ClientVQA
 from valor_lib.toyworld.camera import Camera
@@ -53,3 +54,26 @@ def test_batched_and_cached_detection():
     print(f"\n{n} images: one by one {1000 * one_by_one / n:.1f} ms/image, batched x8 {1000 * in_batches / n:.1f} "
           f"ms/image (speed-up {one_by_one / in_batches:.2f}x); gd_detect cold {1000 * cold / n:.1f} ms, "
           f"cached {1000 * warm / n:.2f} ms (speed-up {cold / max(warm, 1e-9):.0f}x)")
+
+
+@pytest.mark.benchmark
+def test_a_threshold_sweep_reuses_the_model_outputs():
+    """gd_detect at 5 threshold pairs on the same images: a fresh cache per pair (one forward pass per pair, as
+    before the cache held raw outputs) vs one shared cache (one forward pass in all)."""
+    import torch
+
+    torch.manual_seed(0)
+    camera = Camera()
+    images = [render_pruned(sample_scene(f"s-{i}", i, camera), camera, 0.3).image for i in range(32)]
+    model, processor = build_tiny_detector(toy_words(), TinyDetectorConfig())
+    detector = GroundingDinoDetector(model, processor, device="cpu", batch_size=8)
+    loaded = [load_image(im) for im in images]
+    sweep = [Thresholds(b, t) for b, t in ((0.15, 0.1), (0.2, 0.15), (0.25, 0.1), (0.3, 0.25), (0.35, 0.25))]
+    detector.detect(images[0], PROMPT)  # warm-up
+    per_pair = _timed(lambda: [CachedDetector(detector, th, 0.5).detect_many(loaded, [PROMPT] * len(loaded))
+                               for th in sweep])
+    shared = CachedDetector(detector, sweep[0], 0.5)
+    reused = _timed(lambda: [shared.with_thresholds(th, 0.5).detect_many(loaded, [PROMPT] * len(loaded))
+                             for th in sweep])
+    print(f"\n{len(sweep)} threshold pairs x {len(images)} images: a forward pass per pair {per_pair:.2f} s, "
+          f"one shared {reused:.2f} s (speed-up {per_pair / reused:.2f}x)")

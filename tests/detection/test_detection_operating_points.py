@@ -12,6 +12,7 @@ from valor_lib.detection.evaluate import (
     precision_recall,
     predict,
     predict_sweep,
+    score_operating_points,
     threshold_grid,
 )
 from valor_lib.detection.inference import GroundingDinoDetector, Thresholds
@@ -47,6 +48,10 @@ def test_operating_points_score_every_pair_of_the_grid(shapes_coco, tiny_detecto
     for r in rows:
         p, q = r["precision"], r["recall"]
         assert r["f1"] == pytest.approx(2 * p * q / (p + q) if p + q else 0.0, abs=1e-4)
+    swept = predict_sweep(detector, coco, grid, nms_iou=0.5, progress=False)
+    assert score_operating_points(coco, grid, swept) == rows  # detections made once, scored without the model
+    with pytest.raises(ValueError, match="2 detection sets for 6 threshold pairs"):
+        score_operating_points(coco, grid, swept[:2])
 
 
 def test_the_best_operating_point_has_the_highest_f1_then_precision_then_the_lowest_text_threshold():

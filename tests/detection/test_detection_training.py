@@ -1,5 +1,6 @@
 """The per-image grounding loss, the training loop (freezing, checkpoints, resume), inference and evaluation."""
 
+import itertools
 import json
 
 import numpy as np
@@ -10,10 +11,24 @@ from transformers.loss.loss_grounding_dino import GroundingDinoHungarianMatcher,
 
 from valor_lib.detection.data import load_coco
 from valor_lib.detection.evaluate import coco_map, evaluate_map, match_detections, precision_recall, predict
-from valor_lib.detection.inference import GroundingDinoDetector, Thresholds, match_phrases, nms
+from valor_lib.detection.inference import (
+    CaptionScores,
+    GroundingDinoDetector,
+    RawDetections,
+    Thresholds,
+    match_phrases,
+    nms,
+)
 from valor_lib.detection.loss import PerImageGroundingLoss, install_grounding_loss
 from valor_lib.detection.sampler import BalancedBatchSampler
-from valor_lib.detection.train import TrainConfig, batch_schedule, set_trainable, train_detector
+from valor_lib.detection.train import (
+    TrainConfig,
+    batch_schedule,
+    lr_factor,
+    lr_schedule,
+    set_trainable,
+    train_detector,
+)
 
 
 def _outputs_and_targets():
@@ -157,11 +172,11 @@ CFG = TrainConfig(epochs=2, batches_per_epoch=2, batch_size=2, lr=1.0e-4, freeze
                   max_labels=2, checkpoint_every=1, device="cpu", grad_clip=1.0)
 
 
-def _train(make_tiny, tmp, shapes_coco, config=CFG, progress=False):
+def _train(make_tiny, tmp, shapes_coco, config=CFG, progress=False, validate=None):
     model, processor = make_tiny()
     coco = load_coco(*shapes_coco)
     return train_detector(model, processor, [coco.subset(range(3), "a"), coco.subset(range(3, 6), "b")], tmp,
-                          config, progress=progress)
+                          config, progress=progress, validate=validate)
 
 
 @pytest.mark.slow
@@ -201,6 +216,74 @@ def test_training_saves_a_loadable_detector_and_resumes_exactly(shapes_coco, tmp
         _train(make_tiny, tmp_path / "resumed", shapes_coco, TrainConfig(**{**CFG.__dict__, "lr": 1.0e-3}))
 
 
+@pytest.mark.slow
+def test_selection_keeps_the_best_validated_epoch_and_resumes(shapes_coco, tmp_path, monkeypatch, make_tiny):
+    scores = iter([0.1, 0.5, 0.5, 0.2])  # epochs 1, 2, 3, 4: the first of the two best is kept
+    seen = []
+
+    def validate(model):
+        assert not model.training  # validated in eval mode, training resumes after
+        seen.append(1)
+        return next(scores)
+
+    select = TrainConfig(**{**CFG.__dict__, "epochs": 4, "select_every": 1, "checkpoint_every": 100})
+    picked = _train(make_tiny, tmp_path / "picked", shapes_coco, select, validate=validate)
+    assert picked.selected_epoch == 2 and [v["epoch"] for v in picked.validation] == [1, 2, 3, 4]
+    assert [v["score"] for v in picked.validation] == [0.1, 0.5, 0.5, 0.2] and len(seen) == 4
+    two = _train(make_tiny, tmp_path / "two", shapes_coco, TrainConfig(**{**CFG.__dict__, "epochs": 2}))
+    saved = GroundingDinoForObjectDetection.from_pretrained(tmp_path / "picked").state_dict()
+    reference = GroundingDinoForObjectDetection.from_pretrained(tmp_path / "two").state_dict()
+    assert all(torch.equal(saved[k], reference[k]) for k in reference)  # epoch 2's weights, not the last
+    assert two.selected_epoch is None and two.validation == []
+    info = json.loads((tmp_path / "picked" / "training.json").read_text())
+    assert info["selected_epoch"] == 2 and len(info["validation"]) == 4
+
+    every_other = TrainConfig(**{**select.__dict__, "epochs": 3, "select_every": 2})
+    real_step, calls = torch.optim.AdamW.step, {"n": 0}
+
+    def flaky_step(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:  # in epoch 3, after epoch 2's check
+            raise KeyboardInterrupt
+        return real_step(self, *args, **kwargs)
+
+    scores = iter([0.3, 0.4])
+    monkeypatch.setattr(torch.optim.AdamW, "step", flaky_step)
+    with pytest.raises(KeyboardInterrupt):
+        _train(make_tiny, tmp_path / "resumed", shapes_coco, every_other, validate=validate)
+    monkeypatch.setattr(torch.optim.AdamW, "step", real_step)
+    resumed = _train(make_tiny, tmp_path / "resumed", shapes_coco, every_other, validate=validate)
+    assert resumed.resumed_from == 4 and [v["epoch"] for v in resumed.validation] == [2, 3]  # and the last
+    assert resumed.selected_epoch == 3
+    with pytest.raises(ValueError, match="select_every needs a validate function"):
+        _train(make_tiny, tmp_path / "none", shapes_coco, select)
+    with pytest.raises(ValueError, match="select_every must be >= 0"):
+        TrainConfig(select_every=-1)
+
+
+def test_the_learning_rate_warms_up_then_steps_or_follows_a_cosine():
+    step = TrainConfig(lr_step_epochs=2, lr_gamma=0.1, warmup_steps=4)
+    assert [lr_factor(s, step, per_epoch=5, total=30) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert [lr_factor(s, step, 5, 30) for s in (4, 9, 10, 19, 20, 29)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+    cosine = TrainConfig(scheduler="cosine", warmup_steps=2)
+    factors = [lr_factor(s, cosine, per_epoch=5, total=12) for s in range(13)]
+    assert factors[:3] == [0.5, 1.0, 1.0] and factors[7] == pytest.approx(0.5) and factors[12] == pytest.approx(0.0)
+    assert all(a >= b for a, b in itertools.pairwise(factors[2:]))
+    assert lr_factor(0, TrainConfig(scheduler="cosine"), 5, 10) == 1.0  # no warm-up: the full rate at once
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = lr_schedule(optimizer, cosine, 5, 12)
+    seen = []
+    for _ in range(12):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert seen == pytest.approx(factors[:12])
+    with pytest.raises(ValueError, match="scheduler must be one of"):
+        TrainConfig(scheduler="linear")
+    with pytest.raises(ValueError, match="warmup_steps must be >= 0"):
+        TrainConfig(warmup_steps=-1)
+
+
 def test_label_filter_drops_boxes_whose_phrase_was_not_asked():
     # caption "[CLS] red chair . table . [SEP]": spans (1, 3) and (4, 5)
     spans = [(1, 3), (4, 5)]
@@ -214,6 +297,14 @@ def test_label_filter_drops_boxes_whose_phrase_was_not_asked():
     assert [(d["label"], d["score"]) for d in dets] == [("red chair", 0.9), ("table", 0.5)]
     low = match_phrases(probs, spans, ["red chair", "table"], boxes, Thresholds(0.1, 0.1))
     assert [d["label"] for d in low] == ["red chair", "table", "red chair"]
+    kept = CaptionScores.of(probs, spans, ["red chair", "table"], boxes)  # phrase columns only, thresholds later
+    assert kept.probs.shape == (4, 3) and kept.spans == ((0, 2), (2, 3))
+    for thresholds in (Thresholds(0.35, 0.25), Thresholds(0.1, 0.1), Thresholds(0.0, 0.0)):
+        alone = match_phrases(probs, spans, ["red chair", "table"], boxes, thresholds)
+        assert kept.at(thresholds) == alone
+        raw = RawDetections((kept, kept))
+        assert raw.at(thresholds) == sorted(alone + alone, key=lambda d: -d["score"])
+        assert raw.at(thresholds, nms_iou=0.5) == nms(alone + alone, 0.5)
 
 
 def test_nms_per_label_and_class_agnostic():

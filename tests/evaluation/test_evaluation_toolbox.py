@@ -85,9 +85,10 @@ def test_prefetched_detections_change_nothing_but_the_batching(toy_source, tmp_p
     assert records[True] == records[False]
 
 
-def test_solvers_with_the_same_tools_share_one_toolbox(toolbox):
-    """Evaluations that share a detector (same weights, specs, thresholds) share its caches; other tools replace
-    it, so one detector at a time stays in memory."""
+def test_solvers_on_one_detector_share_its_model_and_outputs_whatever_the_thresholds(toolbox):
+    """Evaluations that share a detector, depth and VQA (same weights and specs) share the model, its cache of
+    outputs and the depth maps, each at its own thresholds and NMS; another detector replaces them, so one
+    detector at a time stays in memory, while the outputs of the last few stay cached."""
     from types import SimpleNamespace
 
     from valor_lib.evaluation.systems import tool_solver
@@ -99,12 +100,18 @@ def test_solvers_with_the_same_tools_share_one_toolbox(toolbox):
     writer = TemplateWriter("correct")
     _, first = tool_solver(writer, writer.identity(), spec, common, params)
     _, again = tool_solver(writer, writer.identity(), spec, common, params)
-    assert again is first
+    assert again.detector.cache is first.detector.cache and again.depth_backend is first.depth_backend
     stricter = SimpleNamespace(**{**vars(common), "gd_thresholds": [0.5, 0.5]})
     _, other = tool_solver(writer, writer.identity(), spec, stricter, params)
-    assert other is not first and other.detector.thresholds.box == 0.5
+    assert other.detector.thresholds.box == 0.5 and first.detector.thresholds.box == 0.35
+    assert other.detector.detector is first.detector.detector and other.detector.cache is first.detector.cache
     with_nms = SimpleNamespace(**{**vars(common), "gd_nms_iou": 0.5})
     _, nms = tool_solver(writer, writer.identity(), spec, with_nms, params)
-    assert nms is not other and nms.detector.nms_iou == 0.5 and nms.detector.thresholds.box == 0.35
+    assert nms.detector.nms_iou == 0.5 and nms.detector.thresholds.box == 0.35 and first.detector.nms_iou is None
+    elsewhere = SimpleNamespace(**{**vars(common), "device": "auto"})  # another device: other backends
+    _, replaced = tool_solver(writer, writer.identity(), spec, elsewhere, params)
+    assert replaced.detector.detector is not first.detector.detector
     _, back = tool_solver(writer, writer.identity(), spec, common, params)
-    assert back is not first and back is not other
+    assert back.detector.detector is not first.detector.detector  # the first backends were let go ...
+    assert back.detector.cache is first.detector.cache  # ... but not the model outputs they had cached
+    assert replaced.detector.cache is not first.detector.cache  # (those of another device are kept apart)

@@ -62,6 +62,8 @@ def test_presets_and_overrides():
         FinetuneConfig(scheduler="linear")
     with pytest.raises(ValueError, match="uncertain"):
         FinetuneConfig(uncertain="positive")
+    with pytest.raises(ValueError, match="fine-tuning keeps the last weights"):
+        finetune_detector(None, None, [], "unused", FinetuneConfig(select_every=1))
 
 
 def test_negatives_are_only_labels_searched_for_and_not_found(tmp_path):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from valor_lib.detection.inference import MINING, Thresholds
+from valor_lib.detection.inference import Thresholds
 from valor_lib.paths import MissingDataError
 from valor_lib.tools import TOOL_NAMES, Toolbox, ToolInputError, tool_api_text
 from valor_lib.tools.backends import resolve_model_path
@@ -93,38 +93,47 @@ def test_tools_called_directly(toolbox, scenes):
         toolbox.gd_detect(image, "")
 
 
-def test_detections_are_cached_per_image_prompt_and_thresholds(toolbox, scenes, monkeypatch):
-    calls = []
-    real = toolbox.detector.detector.detect_batch
-
-    def counting(images, prompts, *args, **kwargs):
-        calls.append(len(images))
-        return real(images, prompts, *args, **kwargs)
-
-    monkeypatch.setattr(toolbox.detector.detector, "detect_batch", counting)
-    toolbox.detector.cache.clear()
+def test_model_outputs_are_cached_per_image_and_prompt_whatever_the_thresholds(toolbox, scenes, monkeypatch):
     (_, a), (_, b) = scenes[2], scenes[3]
+    model = toolbox.detector.detector
+    at_zero = model.detect(a, "lamp, box", Thresholds(0.0, 0.0), toolbox.detector.nms_iou)
+    at_zero_no_nms = model.detect(a, "lamp, box", Thresholds(0.0, 0.0))
+    calls = []
+    real = model.raw_batch
+
+    def counting(images, prompts):
+        calls.append(len(images))
+        return real(images, prompts)
+
+    monkeypatch.setattr(model, "raw_batch", counting)
+    toolbox.detector.cache.clear()
     first = toolbox.gd_detect(a, "lamp, box")
     first.append("mutated by the caller")
     assert toolbox.gd_detect(a.copy(), "lamp,box ") == first[:-1] and calls == [1]  # same pixels, same phrases
     toolbox.gd_detect(b, "lamp, box")
-    toolbox.gd_detect_many([a], ["lamp, box"], MINING)
-    assert calls == [1, 1, 1]
+    low = toolbox.gd_detect_many([a], ["lamp, box"], Thresholds(0.0, 0.0))[0]
+    assert calls == [1, 1]  # other thresholds: the same forward pass, thresholded again
+    assert low == at_zero
+    assert len(low) >= len(first) - 1
     out = toolbox.gd_detect_many([a, b, scenes[4][1], scenes[4][1]], ["lamp, box", "lamp, box", "vase", "vase"],
                                  Thresholds(0.0, 0.0))
-    assert calls == [1, 1, 1, 3] and out[2] == out[3]  # two cached, one computed once for two requests
+    assert calls == [1, 1, 1] and out[2] == out[3]  # two cached, one computed once for two requests
     assert all(d["label"] == "vase" for d in out[2])
+    other = toolbox.with_thresholds(Thresholds(0.0, 0.0), None)  # shares the model and the cache
+    assert other.detector.detector is toolbox.detector.detector and other.detector.cache is toolbox.detector.cache
+    assert other.gd_detect(a, "lamp, box") == at_zero_no_nms
+    assert calls == [1, 1, 1] and toolbox.gd_detect(a, "lamp, box") == first[:-1]
 
 
 def test_prefetch_runs_the_programs_constant_prompts_in_one_batch(toolbox, scenes, monkeypatch):
     calls = []
-    real = toolbox.detector.detector.detect_batch
+    real = toolbox.detector.detector.raw_batch
 
-    def counting(images, prompts, *args, **kwargs):
+    def counting(images, prompts):
         calls.append(list(prompts))
-        return real(images, prompts, *args, **kwargs)
+        return real(images, prompts)
 
-    monkeypatch.setattr(toolbox.detector.detector, "detect_batch", counting)
+    monkeypatch.setattr(toolbox.detector.detector, "raw_batch", counting)
     toolbox.detector.cache.clear()
     (_, a), (_, b) = scenes[0], scenes[1]
     codes = ['x = gd_detect(image, "lamp")\nname = "red box"\ny = gd_detect(image, name)\nz = gd_detect(image, "lamp")',
@@ -170,8 +179,8 @@ final_answer = [len(boxes), round(d, 2), colour]
         assert not res.ok and res.error_type == "runtime" and message in res.error, (program, res.error)
 
 
-def test_from_params_applies_the_common_nms(detector_dir, scenes, monkeypatch):
-    """``common.gd_nms_iou`` reaches the detector's batch call, and no two boxes of one label that gd_detect
+def test_from_params_applies_the_common_nms(detector_dir, scenes):
+    """``common.gd_nms_iou`` reaches gd_detect, and no two boxes of one label that gd_detect
     returns overlap more than that IoU."""
     from types import SimpleNamespace
 
@@ -183,16 +192,11 @@ def test_from_params_applies_the_common_nms(detector_dir, scenes, monkeypatch):
     common = SimpleNamespace(backends=backends, gd_thresholds=[0.0, 0.0], gd_nms_iou=0.05, device="cpu")
     toolbox = Toolbox.from_params(common)
     assert Toolbox.from_params(SimpleNamespace(**{**vars(common), "gd_nms_iou": None})).detector.nms_iou is None
-    seen, real = [], toolbox.detector.detector.detect_batch
-
-    def spy(images, prompts, thresholds, nms_iou=None, class_agnostic=False):
-        seen.append(nms_iou)
-        return real(images, prompts, thresholds, nms_iou, class_agnostic)
-
-    monkeypatch.setattr(toolbox.detector.detector, "detect_batch", spy)
     _, image = scenes[0]
     kept = toolbox.gd_detect(image, "chair, table")
-    assert seen == [0.05] and kept
+    model = toolbox.detector.detector
+    assert toolbox.detector.nms_iou == 0.05
+    assert kept and kept == model.detect(image, "chair, table", Thresholds(0.0, 0.0), 0.05)
     for label in {d["label"] for d in kept}:
         boxes = torch.tensor([d["bbox"] for d in kept if d["label"] == label])
         assert float(box_iou(boxes, boxes).fill_diagonal_(0).max()) <= 0.05

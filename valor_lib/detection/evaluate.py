@@ -140,9 +140,19 @@ def operating_points(detector: GroundingDinoDetector, dataset: DetectionDataset,
                      nms_iou: float | None = None, iou: float = 0.5, progress: bool = True) -> list[dict[str, Any]]:
     """Precision, recall and F1 (IoU >= ``iou``, same label) of the detector at every threshold pair of
     ``sweep``, one row each, with ``nms_iou`` applied as ``gd_detect`` applies it."""
+    return score_operating_points(dataset, sweep, predict_sweep(detector, dataset, sweep, nms_iou=nms_iou,
+                                                                progress=progress), iou)
+
+
+def score_operating_points(dataset: DetectionDataset, sweep: Sequence[Thresholds],
+                           detections: Sequence[Sequence[Sequence[dict[str, Any]]]],
+                           iou: float = 0.5) -> list[dict[str, Any]]:
+    """:func:`operating_points` of detections already made: ``detections[k]`` (one list per image) at
+    ``sweep[k]``."""
+    if len(detections) != len(sweep):
+        raise ValueError(f"{len(detections)} detection sets for {len(sweep)} threshold pairs")
     rows = []
-    for thresholds, dets in zip(sweep, predict_sweep(detector, dataset, sweep, nms_iou=nms_iou, progress=progress),
-                                strict=True):
+    for thresholds, dets in zip(sweep, detections, strict=True):
         scores = precision_recall(dataset, dets, iou)
         f1 = 2 * scores["precision"] * scores["recall"] / max(scores["precision"] + scores["recall"], 1e-9)
         rows.append({"box": thresholds.box, "text": thresholds.text, **scores, "f1": round(f1, 4)})

@@ -15,11 +15,14 @@ def _smooth(values: Sequence[float], window: int) -> np.ndarray:
     return np.convolve(v, np.ones(window) / window, mode="valid")
 
 
-def loss_figure(history: Sequence[dict[str, float]], window: int = 20) -> Any:
-    """Total loss and the final head's class / box / GIoU losses per step (moving average of ``window``)."""
+def loss_figure(history: Sequence[dict[str, float]], window: int = 20,
+                validation: Sequence[dict[str, float]] = (), selected_epoch: int | None = None) -> Any:
+    """Total loss and the final head's class / box / GIoU losses per step (moving average of ``window``); with
+    ``validation`` (``{"epoch", "step", "score"}`` per check), a third panel of the held-out score per epoch,
+    the kept epoch (``selected_epoch``) marked."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
+    fig, axes = plt.subplots(1, 3 if validation else 2, figsize=(15 if validation else 11, 3.2))
     steps = np.array([h["step"] for h in history])
     total = _smooth([h["loss"] for h in history], window)
     axes[0].plot(steps[len(steps) - len(total):], total)
@@ -30,6 +33,15 @@ def loss_figure(history: Sequence[dict[str, float]], window: int = 20) -> Any:
             axes[1].plot(steps[len(steps) - len(values):], values, label=label)
     axes[1].set(title="final decoder head", xlabel="step")
     axes[1].legend(fontsize=8)
+    if validation:
+        epochs = [v["epoch"] for v in validation]
+        axes[2].plot(epochs, [v["score"] for v in validation], marker="o")
+        if selected_epoch is not None:
+            best = next(v["score"] for v in validation if v["epoch"] == selected_epoch)
+            axes[2].scatter([selected_epoch], [best], s=160, facecolors="none", edgecolors="red",
+                            label=f"kept: epoch {selected_epoch}")
+            axes[2].legend(fontsize=8)
+        axes[2].set(title="held-out source mAP", xlabel="epoch")
     fig.tight_layout()
     return fig
 

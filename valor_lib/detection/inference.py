@@ -143,22 +143,27 @@ class GroundingDinoDetector:
         """:meth:`detect` for many images (one prompt each), batched."""
         return self.detect_sweep(images, prompts, [thresholds], nms_iou, class_agnostic_nms)[0]
 
-    @torch.no_grad()
     def detect_sweep(self, images: Sequence[Image.Image], prompts: Sequence[str], sweep: Sequence[Thresholds],
                      nms_iou: float | None = None, class_agnostic_nms: bool = False) -> list[list[list[dict[str, Any]]]]:
         """Detections at every threshold pair of ``sweep`` from one forward pass: ``out[k][i]`` holds image
         ``i``'s detections at ``sweep[k]``, as :meth:`detect_batch` would return them."""
-        if len(images) != len(prompts):
-            raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
         if not sweep:
             raise ValueError("sweep names no thresholds")
+        raw = self.raw_batch(images, prompts)
+        return [[r.at(thresholds, nms_iou, class_agnostic_nms) for r in raw] for thresholds in sweep]
+
+    @torch.no_grad()
+    def raw_batch(self, images: Sequence[Image.Image], prompts: Sequence[str]) -> list[RawDetections]:
+        """The model's scores and boxes for each (image, prompt), before any threshold (one forward pass)."""
+        if len(images) != len(prompts):
+            raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
         jobs: list[tuple[int, list[str]]] = []
         for i, prompt in enumerate(prompts):
             phrases = split_prompt(prompt)
             if not phrases:
                 raise ValueError(f"prompt {prompt!r} names no object")
             jobs += [(i, chunk) for chunk in chunk_phrases(phrases, [self._tokens(p) for p in phrases], self.max_tokens)]
-        results: list[list[list[dict[str, Any]]]] = [[[] for _ in images] for _ in sweep]
+        chunks: list[list[CaptionScores]] = [[] for _ in images]
         for start in range(0, len(jobs), self.batch_size):
             batch = jobs[start: start + self.batch_size]
             rgb = [images[i].convert("RGB") for i, _ in batch]
@@ -173,9 +178,47 @@ class GroundingDinoDetector:
             probs = out.logits.float().sigmoid().cpu()
             boxes = out.pred_boxes.float().cpu()
             for j, ((i, phrases), image) in enumerate(zip(batch, rgb, strict=True)):
-                spans = phrase_spans(text["input_ids"][j].tolist())
-                corners = _corners(boxes[j], image.width, image.height)
-                for k, thresholds in enumerate(sweep):
-                    results[k][i] += match_phrases(probs[j], spans, phrases, corners, thresholds)
-        return [[sorted(nms(dets, nms_iou, class_agnostic_nms) if nms_iou is not None else dets,
-                        key=lambda d: -d["score"]) for dets in per_image] for per_image in results]
+                chunks[i].append(CaptionScores.of(probs[j], phrase_spans(text["input_ids"][j].tolist()), phrases,
+                                                  _corners(boxes[j], image.width, image.height)))
+        return [RawDetections(tuple(c)) for c in chunks]
+
+
+@dataclass(frozen=True)
+class CaptionScores:
+    """One caption's forward pass, kept for thresholding later: each query's probabilities for the caption's
+    phrase tokens only (``spans`` index these columns) and its box in pixels."""
+
+    probs: torch.Tensor  # queries x phrase tokens
+    spans: tuple[tuple[int, int], ...]
+    phrases: tuple[str, ...]
+    corners: torch.Tensor  # queries x 4
+
+    @classmethod
+    def of(cls, probs: torch.Tensor, spans: Sequence[tuple[int, int]], phrases: Sequence[str],
+           corners: torch.Tensor) -> CaptionScores:
+        """From a caption's full token probabilities (queries x tokens), keeping the phrase columns only."""
+        columns, packed, at = [], [], 0
+        for s, e in spans:
+            columns += range(s, e)
+            packed.append((at, at + e - s))
+            at += e - s
+        return cls(probs[:, columns].clone(), tuple(packed), tuple(phrases), corners.clone())
+
+    def at(self, thresholds: Thresholds) -> list[dict[str, Any]]:
+        return match_phrases(self.probs, self.spans, self.phrases, self.corners, thresholds)
+
+
+@dataclass(frozen=True)
+class RawDetections:
+    """An (image, prompt)'s model outputs before thresholds: one :class:`CaptionScores` per caption."""
+
+    captions: tuple[CaptionScores, ...]
+
+    def at(self, thresholds: Thresholds, nms_iou: float | None = None,
+           class_agnostic_nms: bool = False) -> list[dict[str, Any]]:
+        """The detections at ``thresholds`` (best first), with NMS when ``nms_iou`` is given: what
+        :meth:`GroundingDinoDetector.detect` returns for the same image and prompt."""
+        dets = [d for caption in self.captions for d in caption.at(thresholds)]
+        if nms_iou is not None:
+            dets = nms(dets, nms_iou, class_agnostic_nms)
+        return sorted(dets, key=lambda d: -d["score"])

@@ -90,29 +90,39 @@ def tiny_config_from(params: ToyDetectorParams) -> TinyDetectorConfig:
 
 def train_config_from(params: ToyDetectorParams, seed: int, device: str = "cpu") -> TrainConfig:
     return TrainConfig(epochs=params.epochs, batch_size=params.batch_size, lr=params.lr,
-                       weight_decay=params.weight_decay, lr_step_epochs=params.lr_step_epochs,
-                       lr_gamma=params.lr_gamma, grad_clip=params.grad_clip, freeze_backbone=False,
+                       weight_decay=params.weight_decay, scheduler=params.scheduler,
+                       lr_step_epochs=params.lr_step_epochs, lr_gamma=params.lr_gamma,
+                       warmup_steps=params.warmup_steps, select_every=params.select_every, grad_clip=params.grad_clip, freeze_backbone=False,
                        freeze_text=False, max_labels=params.max_labels, p_coarse=params.p_coarse,
                        hflip=params.hflip, checkpoint_every=100, seed=seed, device=device, threads=params.threads)
 
 
 def pretrain_toy_detector(params: ToyDetectorParams, out_dir: str | os.PathLike, seed: int = 0,
                           device: str = "cpu", progress: bool = True) -> TrainResult:
-    """Build the tiny GroundingDINO and pretrain it on the source split; saved to ``out_dir``."""
+    """Build the tiny GroundingDINO and pretrain it on the source split; saved to ``out_dir``. With
+    ``params.select_every``, the epoch with the best mAP on the held-out source images is kept."""
     import torch
 
+    from valor_lib.detection.evaluate import evaluate_map
+    from valor_lib.detection.inference import GroundingDinoDetector
+
     torch.manual_seed(seed)
-    train, _ = split_source(params.holdout_images)
+    train, held = split_source(params.holdout_images)
+    source_val = category_view(held)
     model, processor = build_tiny_detector(toy_words(), tiny_config_from(params))
+
+    def source_map(trained: Any) -> float:
+        return evaluate_map(GroundingDinoDetector(trained, processor, device=device), source_val, progress=False)["mAP"]
+
     return train_detector(model, processor, [train], out_dir, train_config_from(params, seed, device),
-                          parents=colour_parents(), progress=progress)
+                          parents=colour_parents(), progress=progress, validate=source_map)
 
 
 def evaluate_toy_detector(model_dir: str | os.PathLike, params: ToyDetectorParams, answering: Sequence[float],
                           answering_nms: float | None = None, device: str = "cpu",
                           progress: bool = False) -> dict[str, Any]:
-    """The pretrained toy detector's numbers: COCO mAP on held-out source images and on the target-domain
-    detection set, precision / recall on the target at the ``answering`` thresholds with ``answering_nms``
+    """The pretrained toy detector's numbers: COCO mAP on held-out source images (with ``select_every``, the
+    same images chose the kept epoch) and on the target-domain detection set (never used to choose), precision / recall on the target at the ``answering`` thresholds with ``answering_nms``
     (``gd_detect``'s, from ``common.gd_thresholds`` / ``common.gd_nms_iou``) and at the mining thresholds (no
     NMS), false positives on posters / rugs / shadows, inference time per image, and precision / recall / F1 on
     the target at every pair of ``params.answering_grid`` with ``answering_nms`` (``operating_points``) with
@@ -125,9 +135,10 @@ def evaluate_toy_detector(model_dir: str | os.PathLike, params: ToyDetectorParam
     from valor_lib.detection.evaluate import (
         best_operating_point,
         match_detections,
-        operating_points,
         precision_recall,
         predict,
+        predict_sweep,
+        score_operating_points,
         threshold_grid,
     )
     from valor_lib.detection.inference import GroundingDinoDetector, Thresholds
@@ -137,17 +148,21 @@ def evaluate_toy_detector(model_dir: str | os.PathLike, params: ToyDetectorParam
     source, target = category_view(held), target_dataset()
     out: dict[str, Any] = {"map": {"source": coco_map_of(detector, source, progress),
                                    "target": coco_map_of(detector, target, progress)}, "target": {}}
-    for name, (box, text), nms_iou in (("inference", answering, answering_nms),
-                                       ("mining", params.mining_thresholds, None)):
-        dets = predict(detector, target, Thresholds(box, text), nms_iou=nms_iou, progress=progress)
+    grid = threshold_grid(params.answering_grid)
+    answer = Thresholds(*answering)
+    sweep = grid if answer in grid else [*grid, answer]  # the answering pair's detections come from the same pass
+    swept = predict_sweep(detector, target, sweep, nms_iou=answering_nms, progress=progress)
+    mining = Thresholds(*params.mining_thresholds)
+    for name, thresholds, nms_iou, dets in (
+            ("inference", answer, answering_nms, swept[sweep.index(answer)]),
+            ("mining", mining, None, predict(detector, target, mining, nms_iou=None, progress=progress))):
         hits = [match_detections([i.bbox for i in s.instances], [i.category for i in s.instances], d)
                 for s, d in zip(target.samples, dets, strict=True)]
         on_distractors = distractor_false_positives(target, dets, hits)
-        out["target"][name] = {"thresholds": [box, text], "nms_iou": nms_iou, **precision_recall(target, dets),
-                               "fp_on_posters": on_distractors.poster, "fp_on_rugs": on_distractors.rug,
-                               "fp_on_shadows": on_distractors.shadow}
-    grid = threshold_grid(params.answering_grid)
-    out["operating_points"] = operating_points(detector, target, grid, answering_nms, progress=progress)
+        out["target"][name] = {"thresholds": [thresholds.box, thresholds.text], "nms_iou": nms_iou,
+                               **precision_recall(target, dets), "fp_on_posters": on_distractors.poster,
+                               "fp_on_rugs": on_distractors.rug, "fp_on_shadows": on_distractors.shadow}
+    out["operating_points"] = score_operating_points(target, grid, swept[:len(grid)])
     chosen = best_operating_point(out["operating_points"])
     out["chosen_thresholds"] = [chosen.box, chosen.text]
     images = []

@@ -25,6 +25,7 @@ from valor_lib.evaluation.records import EvalItem
 from valor_lib.evaluation.runner import BenchmarkRun, evaluate
 from valor_lib.evaluation.solvers import ProgramSolver
 from valor_lib.specs import parse_spec
+from valor_lib.tools.cache import LRUCache
 
 TOOL_CACHES_FILE = "tool_caches.json"
 
@@ -79,20 +80,32 @@ def tool_solver(writer: Any, identity: dict[str, Any], detector_spec: str, commo
 
 
 _TOOLBOX: dict[str, Any] = {}
+# Raw detector outputs of the last few detectors (by weights and device), kept after their models are let go: a
+# detector evaluated again later in the process (another program writer, another threshold pair) reruns nothing
+# it has seen. GroundingDINO-T's entries are about 50 kB (900 queries), so 4 x 4096 of them stay under 1 GB.
+_DETECTOR_OUTPUTS: LRUCache[LRUCache[Any]] = LRUCache(4)
 
 
 def shared_toolbox(common: Any, detector_spec: str, identity: Mapping[str, Any]) -> Any:
-    """The toolbox for ``identity`` (:func:`toolbox_identity`: weights fingerprints, specs, thresholds), reused
-    by the next solver with the same identity in this process, so that evaluations sharing a detector share its
-    detection and depth-map caches (the policies of one stage ask about the same images). Only the latest
-    toolbox is kept, so one detector at a time stays in memory."""
+    """The toolbox for ``identity`` (:func:`toolbox_identity`: weights fingerprints, specs, thresholds). Its
+    backends are reused by the next solver on the same detector, depth and VQA in this process, whatever its
+    thresholds (:meth:`~valor_lib.tools.Toolbox.with_thresholds`), so that evaluations sharing a detector share
+    its cache of model outputs and its depth maps (the policies of one stage, or the points of a threshold
+    sweep, ask about the same images). Only the latest backends are kept, so one detector at a time stays in
+    memory; the model outputs of the last few detectors are kept as well."""
+    from valor_lib.detection.inference import Thresholds
     from valor_lib.tools import Toolbox
+    from valor_lib.tools.detector import DETECTION_CACHE_SIZE
 
-    key = json.dumps({**identity, "device": common.device}, sort_keys=True)
+    backends = {k: v for k, v in identity.items() if k not in ("thresholds", "nms_iou")}
+    key = json.dumps({**backends, "device": common.device}, sort_keys=True)
     if key not in _TOOLBOX:
         _TOOLBOX.clear()
-        _TOOLBOX[key] = Toolbox.from_params(common, detector=detector_spec)
-    return _TOOLBOX[key]
+        outputs = _DETECTOR_OUTPUTS.get_or_compute(
+            json.dumps({"detector": identity["detector"], "device": common.device}, sort_keys=True),
+            lambda: LRUCache(DETECTION_CACHE_SIZE))
+        _TOOLBOX[key] = Toolbox.from_params(common, detector=detector_spec, detection_cache=outputs)
+    return _TOOLBOX[key].with_thresholds(Thresholds(*identity["thresholds"]), identity["nms_iou"])
 
 
 def tool_cache_stats(toolbox: Any) -> dict[str, dict[str, int]]:

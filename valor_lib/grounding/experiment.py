@@ -80,16 +80,21 @@ def threshold_sweep(detectors: Mapping[str, str], params: Any, common: Any, seed
     """``{threshold_key: {detector name: {benchmark: BenchmarkRun}}}``: :func:`benchmark_runs` at each answering
     threshold pair of ``params.threshold_sweep`` and at ``common.gd_thresholds``, in increasing order (only
     ``gd_detect`` changes; the programs are the same everywhere). ``at_common``: runs already made at
-    ``common.gd_thresholds``, by detector name, used instead of running them again."""
+    ``common.gd_thresholds``, by detector name, used instead of running them again. Each detector runs all its
+    pairs in turn, so its model outputs are computed once and thresholded per pair."""
     solver_for = _policy_solvers(params)
-    points = {threshold_key(t): [float(x) for x in t] for t in [*params.threshold_sweep, common.gd_thresholds]}
-    sweep = {}
-    for key, thresholds in sorted(points.items(), key=lambda item: item[1]):
-        if at_common is not None and key == threshold_key(common.gd_thresholds):
-            sweep[key] = {name: dict(at_common[name]) for name in detectors}
-            continue
-        at = common.model_copy(update={"gd_thresholds": thresholds})
-        sweep[key] = _per_detector(detectors, lambda spec, at=at: solver_for(spec, at), params, seed, progress)
+    points = sorted({threshold_key(t): [float(x) for x in t]
+                     for t in [*params.threshold_sweep, common.gd_thresholds]}.items(), key=lambda item: item[1])
+    common_key = threshold_key(common.gd_thresholds)
+    sweep: dict[str, dict[str, dict[str, Any]]] = {key: {} for key, _ in points}
+    for name, spec in detectors.items():
+        for key, thresholds in points:
+            if at_common is not None and key == common_key:
+                sweep[key][name] = dict(at_common[name])
+                continue
+            at = common.model_copy(update={"gd_thresholds": thresholds})
+            runs = _per_detector({name: spec}, lambda s, at=at: solver_for(s, at), params, seed, progress)
+            sweep[key][name] = runs[name]
     return sweep
 
 

@@ -13,8 +13,8 @@ Command line, with the ``detector_finetuning`` params (one process; ``accelerate
 Built on :mod:`valor_lib.detection` (its collator, balanced sampler, per-image loss and freezing) and run through
 ``accelerate``: a plain run uses one device (CPU or one GPU); under ``accelerate launch`` every process takes its
 share of each balanced batch and gradients are averaged. What this loop adds to
-:func:`valor_lib.detection.train.train_detector`: the cosine schedule of the authors' released config, data
-parallelism, dvclive curves, and negatives restricted to what was asked for on each image
+:func:`valor_lib.detection.train.train_detector` (whose schedules it shares): data parallelism, dvclive curves,
+and negatives restricted to what was asked for on each image
 (``negatives="queried"``): a pseudo-labelled image only tells us about the labels its programs searched for, so
 only those labels that were searched for and not found may serve as negative phrases. Any other label may
 well be present but unlabelled. Likewise ``uncertain="ignore"`` turns the boxes the verifier left unsettled
@@ -52,6 +52,7 @@ from valor_lib.detection.train import (
     TrainResult,
     batch_schedule,
     finished_run,
+    lr_schedule,
     peak_rss_mb,
     save_atomic,
     set_trainable,
@@ -69,24 +70,21 @@ PRESETS: dict[str, dict[str, Any]] = {
     "authors-code": {"epochs": 10, "batch_size": 16, "lr": 1.0e-5, "weight_decay": 1.0e-4, "scheduler": "cosine",
                      "grad_clip": 0.1, "freeze_backbone": True, "freeze_text": True, "max_labels": 50},
 }
-SCHEDULERS = ("step", "cosine")
 NEGATIVES = ("queried", "all", "none")
 UNCERTAIN = ("background", "ignore")
 
 
 @dataclass(frozen=True)
 class FinetuneConfig(TrainConfig):
-    """:class:`TrainConfig` plus the schedule (``step``: StepLR per epoch; ``cosine``: per step to 0), the
-    negative-phrase policy (``queried``, ``all`` or ``none``, module docstring) and what the boxes the verifier
-    left unsettled teach (``background``: like any unlabelled region; ``ignore``: nothing, no loss there)."""
+    """:class:`TrainConfig` plus the negative-phrase policy (``queried``, ``all`` or ``none``, module docstring)
+    and what the boxes the verifier left unsettled teach (``background``: like any unlabelled region; ``ignore``:
+    nothing, no loss there)."""
 
-    scheduler: str = "step"
     negatives: str = "queried"
     uncertain: str = "background"
 
     def __post_init__(self) -> None:
-        if self.scheduler not in SCHEDULERS:
-            raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
+        super().__post_init__()
         if self.negatives not in NEGATIVES:
             raise ValueError(f"negatives must be one of {NEGATIVES}, got {self.negatives!r}")
         if self.uncertain not in UNCERTAIN:
@@ -130,12 +128,6 @@ class PseudoLabelCollator(GroundingCollator):
                               self.sampler.token_counts, self.sampler.max_tokens)
 
 
-def _scheduler(optimizer: torch.optim.Optimizer, cfg: FinetuneConfig, total_steps: int) -> Any:
-    if cfg.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
-    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step_epochs, gamma=cfg.lr_gamma)
-
-
 def finetune_detector(model: Any, processor: Any, datasets: Sequence[DetectionDataset], out_dir: str | os.PathLike,
                       config: FinetuneConfig | None = None, parents: Mapping[str, str] | None = None,
                       progress: bool = True, live_dir: str | os.PathLike | None = None) -> TrainResult:
@@ -146,6 +138,8 @@ def finetune_detector(model: Any, processor: Any, datasets: Sequence[DetectionDa
     from accelerate import Accelerator, DistributedDataParallelKwargs
 
     cfg = config or FinetuneConfig()
+    if cfg.select_every:
+        raise ValueError("fine-tuning keeps the last weights: select_every would choose them on the evaluation set")
     out = Path(out_dir)
     if (done := finished_run(out, cfg)) is not None:
         return done
@@ -169,7 +163,7 @@ def finetune_detector(model: Any, processor: Any, datasets: Sequence[DetectionDa
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
     per_epoch = len(sampler)
     total = cfg.epochs * per_epoch
-    scheduler = _scheduler(optimizer, cfg, total)
+    scheduler = lr_schedule(optimizer, cfg, per_epoch, total)
     step, history, elapsed = 0, [], 0.0
     state_path = out / CHECKPOINT
     if state_path.exists():
@@ -220,8 +214,7 @@ def finetune_detector(model: Any, processor: Any, datasets: Sequence[DetectionDa
                 live.next_step()
             bar.update(1)
             bar.set_postfix(loss=f"{record['loss']:.2f}", refresh=False)
-            if cfg.scheduler == "cosine" or step % per_epoch == 0:
-                scheduler.step()
+            scheduler.step()
             if step % cfg.checkpoint_every == 0 or step % per_epoch == 0:
                 checkpoint()
     finally:

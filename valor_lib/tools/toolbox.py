@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from valor_lib.detection.inference import INFERENCE, Thresholds
+from valor_lib.detection.inference import INFERENCE, RawDetections, Thresholds
 from valor_lib.specs import parse_spec
 from valor_lib.tools.cache import LRUCache
 from valor_lib.tools.depth import DepthBackend
@@ -57,14 +57,21 @@ class Toolbox:
     @classmethod
     def from_specs(cls, detector: str, depth: str, vqa: str, *, device: str = "auto", bf16: bool = False,
                    thresholds: Thresholds = INFERENCE, nms_iou: float | None = None,
-                   pth_base: str = DEFAULT_PTH_BASE, vqa_options: dict[str, Any] | None = None) -> Toolbox:
-        """Build every backend from its spec string (see ``valor_lib.specs``)."""
+                   pth_base: str = DEFAULT_PTH_BASE, vqa_options: dict[str, Any] | None = None,
+                   detection_cache: LRUCache[RawDetections] | None = None) -> Toolbox:
+        """Build every backend from its spec string (see ``valor_lib.specs``); ``detection_cache``: the same
+        detector's raw outputs kept from an earlier toolbox (a new cache when None)."""
         from valor_lib.tools.backends import make_depth, make_vqa
 
         det_spec = parse_spec(detector, role="detector")
         gd = load_detector(det_spec.kind, det_spec.arg, device=device, bf16=bf16, pth_base=pth_base)
-        return cls(CachedDetector(gd, thresholds, nms_iou), make_depth(depth, device=device),
+        return cls(CachedDetector(gd, thresholds, nms_iou, cache=detection_cache), make_depth(depth, device=device),
                    make_vqa(vqa, **(vqa_options or {})))
+
+    def with_thresholds(self, thresholds: Thresholds, nms_iou: float | None) -> Toolbox:
+        """The same backends, with ``gd_detect`` at other thresholds and NMS; the detector's model and its cache
+        of raw outputs are shared, so an image and prompt seen by either toolbox run through the model once."""
+        return Toolbox(self.detector.with_thresholds(thresholds, nms_iou), self.depth_backend, self.vqa_backend)
 
     @classmethod
     def from_params(cls, common: Any, detector: str | None = None, **kwargs: Any) -> Toolbox:

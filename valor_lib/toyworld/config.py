@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from valor_lib.params import StrictModel
@@ -17,8 +19,12 @@ class ToyDetectorParams(StrictModel):
     batch_size: int = Field(8, ge=1, description="images per training step")
     lr: float = Field(6.0e-4, gt=0, description="AdamW learning rate")
     weight_decay: float = Field(1.0e-4, ge=0, description="AdamW weight decay")
+    scheduler: Literal["step", "cosine"] = Field("step", description="step (StepLR) | cosine (per step down to 0)")
     lr_step_epochs: int = Field(12, ge=1, description="StepLR step size (epochs)")
     lr_gamma: float = Field(0.1, gt=0, le=1, description="StepLR decay factor")
+    warmup_steps: int = Field(0, ge=0, description="linear learning-rate warm-up (steps), before either schedule")
+    select_every: int = Field(0, ge=0, description="epochs between source-holdout mAP checks; the best epoch's "
+                                                   "weights are kept (0: the last weights)")
     grad_clip: float = Field(1.0, ge=0, description="gradient-norm clip (0: off)")
     max_labels: int = Field(10, ge=1, description="phrases per training caption (positives + sampled negatives)")
     p_coarse: float = Field(0.5, ge=0, le=1, description="chance an image's category is named without its colour")
