@@ -92,9 +92,10 @@ def train_config_from(params: ToyDetectorParams, seed: int, device: str = "cpu")
     return TrainConfig(epochs=params.epochs, batch_size=params.batch_size, lr=params.lr,
                        weight_decay=params.weight_decay, scheduler=params.scheduler,
                        lr_step_epochs=params.lr_step_epochs, lr_gamma=params.lr_gamma,
-                       warmup_steps=params.warmup_steps, select_every=params.select_every, grad_clip=params.grad_clip, freeze_backbone=False,
-                       freeze_text=False, max_labels=params.max_labels, p_coarse=params.p_coarse,
-                       hflip=params.hflip, checkpoint_every=100, seed=seed, device=device, threads=params.threads)
+                       warmup_steps=params.warmup_steps, select_every=params.select_every,
+                       grad_clip=params.grad_clip, freeze_backbone=False, freeze_text=False,
+                       max_labels=params.max_labels, p_coarse=params.p_coarse, hflip=params.hflip,
+                       checkpoint_every=100, seed=seed, device=device, threads=params.threads)
 
 
 def pretrain_toy_detector(params: ToyDetectorParams, out_dir: str | os.PathLike, seed: int = 0,
@@ -112,7 +113,8 @@ def pretrain_toy_detector(params: ToyDetectorParams, out_dir: str | os.PathLike,
     model, processor = build_tiny_detector(toy_words(), tiny_config_from(params))
 
     def source_map(trained: Any) -> float:
-        return evaluate_map(GroundingDinoDetector(trained, processor, device=device), source_val, progress=False)["mAP"]
+        detector = GroundingDinoDetector(trained, processor, device=device)
+        return evaluate_map(detector, source_val, progress=False)["mAP"]
 
     return train_detector(model, processor, [train], out_dir, train_config_from(params, seed, device),
                           parents=colour_parents(), progress=progress, validate=source_map)
@@ -122,12 +124,12 @@ def evaluate_toy_detector(model_dir: str | os.PathLike, params: ToyDetectorParam
                           answering_nms: float | None = None, device: str = "cpu",
                           progress: bool = False) -> dict[str, Any]:
     """The pretrained toy detector's numbers: COCO mAP on held-out source images (with ``select_every``, the
-    same images chose the kept epoch) and on the target-domain detection set (never used to choose), precision / recall on the target at the ``answering`` thresholds with ``answering_nms``
-    (``gd_detect``'s, from ``common.gd_thresholds`` / ``common.gd_nms_iou``) and at the mining thresholds (no
-    NMS), false positives on posters / rugs / shadows, inference time per image, and precision / recall / F1 on
-    the target at every pair of ``params.answering_grid`` with ``answering_nms`` (``operating_points``) with
-    the best-F1 pair (``chosen_thresholds``): held-out detection data, not benchmarks, picks the answering
-    thresholds."""
+    same images chose the kept epoch) and on the target-domain detection set (never used to choose), precision /
+    recall on the target at the ``answering`` thresholds with ``answering_nms`` (``gd_detect``'s, from
+    ``common.gd_thresholds`` / ``common.gd_nms_iou``) and at the mining thresholds (no NMS), false positives on
+    posters / rugs / shadows, inference time per image, and precision / recall / F1 on the target at every pair
+    of ``params.answering_grid`` with ``answering_nms`` (``operating_points``) with the best-F1 pair
+    (``chosen_thresholds``): held-out detection data, not benchmarks, picks the answering thresholds."""
     import time
 
     from PIL import Image

@@ -11,11 +11,12 @@ the best-scoring epoch are kept rather than the last ones: a short from-scratch 
 regression in a late spike, and one validation set picks the epoch, nothing downstream.
 
 The output folder gets the model and processor (``save_pretrained``, loadable as ``groundingdino-hf:<folder>``),
-``history.json`` (loss per step) and ``training.json`` (config, time, peak memory, validation scores). While training,
-``<folder>/checkpoint/state.pt`` holds everything needed to resume (weights, optimizer, scheduler, step, loss
-history); it is rewritten atomically every ``checkpoint_every`` steps and at each epoch end, and a rerun with the
-same arguments continues from it. Batches, captions and flips are a function of (seed, epoch, batch), so a
-resumed run continues exactly as an uninterrupted one would have.
+``history.json`` (loss per step) and ``training.json`` (config, time, peak memory, validation scores). While
+training, ``<folder>/checkpoint/state.pt`` holds everything needed to resume (weights, optimizer, scheduler, step,
+loss history, validation scores and the best weights so far); it is rewritten atomically every
+``checkpoint_every`` steps and at each epoch end, and a rerun with the same arguments continues from it.
+Batches, captions and flips are a function of (seed, epoch, batch), so a resumed run continues exactly as an
+uninterrupted one would have.
 """
 
 from __future__ import annotations
@@ -267,10 +268,9 @@ def train_detector(model: Any, processor: Any, datasets: Sequence[DetectionDatas
             bar.set_postfix(loss=f"{record['loss']:.2f}", refresh=False)
             scheduler.step()
             epochs_done, at_epoch_end = divmod(step, per_epoch)
-            if validate is not None and at_epoch_end == 0 and cfg.select_every and (
-                    epochs_done % cfg.select_every == 0 or step == total):
+            if cfg.select_every and at_epoch_end == 0 and (epochs_done % cfg.select_every == 0 or step == total):
                 model.eval()
-                selection.record(epochs_done, step, float(validate(model)), model)
+                selection.record(epochs_done, step, float(validate(model)), model)  # validate: checked above
                 model.train()
             if step % cfg.checkpoint_every == 0 or step % per_epoch == 0:
                 checkpoint()
