@@ -265,6 +265,29 @@ def test_sweep_points_from_dvc_exp_show():
     assert tables.sweep_points([], "grpo_training.max_queries", "grpo_training", tables.training_size_point).empty
 
 
+def test_detector_draws_set_each_draw_beside_this_run(toy):
+    metrics = stage_metrics()["detector_finetuning"]
+    other = {**metrics, "map": {"pretrained": spread([0.10]), "verified": spread([0.16]), "unverified": spread([0.08])},
+             "accuracy": {"vsr": {"pretrained": spread([50]), "verified": spread([54]), "unverified": spread([70])}}}
+    entries = _exp_show({
+        "exp-draw1": ({"toy_world": {"detector": {"seed": 1}}},
+                      {"results/detector_finetuning/metrics.json": {"metrics": other}}),
+        "exp-draw2": ({"toy_world": {"detector": {"seed": 2}}}, {"results/detector_finetuning/metrics.json": None}),
+        "exp-labels": ({"toy_world": {"detector": {"seed": None}}, "detector_finetuning": {"max_pseudo_labels": 9}},
+                       {"results/detector_finetuning/metrics.json": {"metrics": metrics}}),
+    }, {"toy_world": {"detector": {"seed": None}}})
+    draws = tables.detector_draws(toy, entries, ["vsr"])
+    assert list(draws.index.get_level_values("draw").unique()) == ["this run", "seed 1 (exp exp-draw1)"]  # 2: queued
+    assert draws.loc[("seed 1 (exp exp-draw1)", "unverified"), "VSR"] == 70.0
+    assert draws.loc[("this run", "verified"), "mAP x 100"] == 35.0
+    differences = tables.draw_differences(draws)
+    assert differences.loc["this run", "accuracy: verified - unverified"] == pytest.approx(59.0 - 51.0)
+    drawn = differences.loc["seed 1 (exp exp-draw1)"]
+    assert drawn["accuracy: verified - unverified"] == pytest.approx(-16.0)
+    assert drawn["mAP x 100: verified - pretrained"] == pytest.approx(6.0)
+    assert drawn["mAP x 100: unverified - pretrained"] == pytest.approx(-2.0)
+
+
 def test_sweep_commands():
     commands = tables.sweep_commands("grpo_training.max_queries", [40, 160], "-S common.profile=full")
     assert commands[0] == "dvc exp run --queue -S grpo_training.max_queries=40 -S common.profile=full"

@@ -6,8 +6,9 @@
   :func:`read_toy_results`): a change in a stage's metrics layout touches one parser here.
 - Comparisons: :func:`compare_table` (rows: paper methods and the toy system standing for each, columns:
   benchmark x source), :func:`claims_table` (each claim's delta in the paper and in the toy run),
-  :func:`hyperparameter_check` (Tables 10/11 against params.yaml with a profile applied), and
-  :func:`sweep_points` (the Table 5 / Figure 7 sweeps, from ``dvc exp show --json``).
+  :func:`hyperparameter_check` (Tables 10/11 against params.yaml with a profile applied),
+  :func:`sweep_points` (the Table 5 / Figure 7 sweeps, from ``dvc exp show --json``) and :func:`detector_draws`
+  (the grounding comparison on other draws of the toy detector, from the same experiments).
 
 Toy accuracies are strict-mode percentages; mAP and precision are fractions in the metrics and shown x 100.
 """
@@ -19,7 +20,7 @@ import json
 import math
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -250,14 +251,16 @@ def training_size_table(paper: pd.DataFrame, toy: ToyResults, sweep: pd.DataFram
 def grounding_points(toy: ToyResults, benchmarks: Sequence[str] | None = None) -> pd.DataFrame:
     """Figure 7 in this run: per detector (pretrained, each fine-tuned variant) the pseudo-labels it was trained
     on, held-out mAP x 100 and mean accuracy (%) on the grounding-heavy benchmarks the detector stage ran."""
-    accuracy = toy.detector["accuracy"]
+    return _detector_rows(toy.detector, benchmarks).set_index("detector")
+
+
+def _detector_rows(detector: Mapping[str, Any], benchmarks: Sequence[str] | None) -> pd.DataFrame:
+    accuracy = detector["accuracy"]
     benchmarks = [b for b in (benchmarks or accuracy) if b in accuracy]
-    rows = []
-    for kind, mean_map in toy.detector["map"].items():
-        rows.append({"detector": kind, "pseudo-labels": toy.detector["boxes"].get(kind, 0),
-                     "mAP x 100": None if mean_map is None else round(100 * mean_map, 2),
-                     **{PAPER_NAMES[b]: accuracy[b].get(kind) for b in benchmarks}})
-    return pd.DataFrame(rows).set_index("detector")
+    return pd.DataFrame([{"detector": kind, "pseudo-labels": detector["boxes"].get(kind, 0),
+                          "mAP x 100": None if mean_map is None else round(100 * mean_map, 2),
+                          **{PAPER_NAMES[b]: accuracy[b].get(kind) for b in benchmarks}}
+                         for kind, mean_map in detector["map"].items()])
 
 
 # ----------------------------------------------------------------------------------------------------- claims
@@ -539,18 +542,52 @@ def _dotted(values: Mapping[str, Any], key: str) -> Any:
     return values
 
 
+def _finished(entries: Sequence[Mapping[str, Any]], param: str, stage: str,
+              ) -> Iterator[tuple[str, Any, Mapping[str, Any]]]:
+    """(experiment, value, the stage's metrics) for each finished experiment that set ``param``."""
+    for run in experiment_runs(entries):
+        value = _dotted(run["params"], param)
+        payload = run["metrics"].get(f"results/{stage}/metrics.json")
+        if value is not None and isinstance(payload, Mapping) and isinstance(payload.get("metrics"), Mapping):
+            yield run["experiment"], value, payload["metrics"]
+
+
 def sweep_points(entries: Sequence[Mapping[str, Any]], param: str, stage: str,
                  extract: Callable[[Mapping[str, Any]], Mapping[str, Any]]) -> pd.DataFrame:
     """One row per finished experiment that set ``param`` (a dotted params.yaml key): its name, the value, and what
     ``extract`` reads from the stage's metrics."""
-    rows = []
-    for run in experiment_runs(entries):
-        value = _dotted(run["params"], param)
-        payload = run["metrics"].get(f"results/{stage}/metrics.json")
-        if value is None or not isinstance(payload, Mapping) or not isinstance(payload.get("metrics"), Mapping):
-            continue
-        rows.append({"experiment": run["experiment"], param: value, **extract(payload["metrics"])})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"experiment": name, param: value, **extract(metrics)}
+                         for name, value, metrics in _finished(entries, param, stage)])
+
+
+DETECTOR_SEED = "toy_world.detector.seed"
+
+
+def detector_draws(toy: ToyResults, entries: Sequence[Mapping[str, Any]],
+                   benchmarks: Sequence[str] | None = None) -> pd.DataFrame:
+    """The pretrained / verified / unverified comparison of notebook 07 for each draw of the toy detector: this
+    run's, then each finished experiment that set ``toy_world.detector.seed`` (``seed <n> (exp <name>)``); one
+    row per draw and detector, as :func:`grounding_points`."""
+    draws = [("this run", toy.detector)] + [
+        (f"seed {seed} (exp {name})", parse_stage("detector_finetuning", metrics))
+        for name, seed, metrics in _finished(entries, DETECTOR_SEED, "detector_finetuning")]
+    return pd.concat([_detector_rows(detector, benchmarks).assign(draw=name) for name, detector in draws],
+                     ignore_index=True).set_index(["draw", "detector"])
+
+
+def draw_differences(draws: pd.DataFrame) -> pd.DataFrame:
+    """Per draw of :func:`detector_draws`: held-out mAP x 100 and mean accuracy over its benchmarks of each
+    fine-tuned variant minus the pretrained detector's, and verified minus unverified (the paper's ablation)."""
+    scores = draws.drop(columns=["pseudo-labels", "mAP x 100"]).mean(axis=1).rename("accuracy")
+    both = pd.concat([draws["mAP x 100"], scores], axis=1).unstack("detector")
+    rows = {}
+    for draw, row in both.iterrows():
+        out: dict[str, Any] = {}
+        for measure in ("mAP x 100", "accuracy"):
+            for first, second in (("verified", "pretrained"), ("unverified", "pretrained"), ("verified", "unverified")):
+                out[f"{measure}: {first} - {second}"] = round(row[(measure, first)] - row[(measure, second)], 2)
+        rows[draw] = out
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("draw")
 
 
 def training_size_point(metrics: Mapping[str, Any]) -> dict[str, Any]:

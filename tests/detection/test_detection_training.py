@@ -24,6 +24,7 @@ from valor_lib.detection.sampler import BalancedBatchSampler
 from valor_lib.detection.train import (
     TrainConfig,
     batch_schedule,
+    build_optimizer,
     lr_factor,
     lr_schedule,
     set_trainable,
@@ -166,6 +167,26 @@ def test_freezing_switches_backbone_and_text_encoder(tiny_detector):
     assert all(p.requires_grad for p in model.model.decoder.parameters())
     set_trainable(model, freeze_backbone=False, freeze_text=False)
     assert all(p.requires_grad for p in model.parameters())
+
+
+def test_the_backbone_gets_its_own_learning_rate_and_frozen_parts_none(tiny_detector):
+    model, _ = tiny_detector
+    backbone = {id(p) for p in model.model.backbone.conv_encoder.model.parameters()}
+    set_trainable(model, freeze_backbone=False, freeze_text=True)
+    optimizer = build_optimizer(model, TrainConfig(lr=1.0e-3, backbone_lr_scale=0.1, adam_beta2=0.95))
+    rest, slow = optimizer.param_groups
+    assert rest["lr"] == 1.0e-3 and slow["lr"] == pytest.approx(1.0e-4)
+    assert {id(p) for p in slow["params"]} == backbone and not backbone & {id(p) for p in rest["params"]}
+    assert all(g["betas"] == (0.9, 0.95) for g in optimizer.param_groups)
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert {id(p) for g in optimizer.param_groups for p in g["params"]} == trainable
+    set_trainable(model, freeze_backbone=True, freeze_text=True)
+    assert len(build_optimizer(model, TrainConfig()).param_groups) == 1  # a frozen backbone leaves no empty group
+    set_trainable(model, freeze_backbone=False, freeze_text=False)
+    with pytest.raises(ValueError, match="adam_beta2"):
+        TrainConfig(adam_beta2=1.0)
+    with pytest.raises(ValueError, match="backbone_lr_scale"):
+        TrainConfig(backbone_lr_scale=0)
 
 
 CFG = TrainConfig(epochs=2, batches_per_epoch=2, batch_size=2, lr=1.0e-4, freeze_backbone=False, freeze_text=False,

@@ -197,6 +197,27 @@ def test_accuracy_by_kind_groups_seeds_of_a_variant():
     assert accuracy_by_kind(runs) == {"vsr": {"pretrained": [10.0], "verified": [20.0, 30.0], "unverified": [5.0]}}
 
 
+def test_empty_detection_rows_read_each_runs_records():
+    from types import SimpleNamespace
+
+    from valor_lib.evaluation.summary import summarize
+    from valor_lib.grounding.experiment import empty_detection_rows
+
+    def run(results, scores):
+        records = [{"score_strict": score, "score_paper": score,
+                    "tool_calls": [{"name": "gd_detect", "ok": True, "result": result}]}
+                   for result, score in zip(results, scores, strict=True)]
+        return SimpleNamespace(summary=summarize(records))
+
+    box = {"bbox": [0, 0, 2, 2], "label": "cup", "score": 0.4}
+    runs = {"pretrained": {"vsr": run([[], [], [box], [box]], [1.0, 0.0, 1.0, 1.0])},
+            "unverified-seed0": {"vsr": run([[box]] * 4, [1.0, 0.0, 1.0, 0.0])}}
+    rows = {r["detector"]: r for r in empty_detection_rows(runs)}
+    assert rows["pretrained"]["items_with_empty"] == 50.0 and rows["pretrained"]["accuracy"] == 75.0
+    assert rows["pretrained"]["accuracy_with_empty"] == 50.0 and rows["pretrained"]["accuracy_without_empty"] == 100.0
+    assert rows["unverified-seed0"]["items_with_empty"] == 0.0 and rows["unverified-seed0"]["accuracy_with_empty"] is None
+
+
 def test_threshold_sweep_runs_the_same_programs_at_each_threshold(monkeypatch):
     from types import SimpleNamespace
 

@@ -9,6 +9,7 @@ import pytest
 from valor_lib.toyworld.config import ToyDetectorParams, ToyPolicyParams, ToyVlmVerifierParams, ToyWorldParams
 from valor_lib.toyworld.models import (
     TOY_MODELS,
+    detector_seed,
     pretrain_toy_model,
     pretrain_toy_models,
     pretraining_questions,
@@ -24,6 +25,20 @@ def test_pretraining_questions_are_read_in_order(tmp_path):
 def test_an_unknown_model_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown toy model 'detector'"):
         pretrain_toy_model("detector", ToyWorldParams.model_construct(), tmp_path, seed=0)
+
+
+def test_the_detector_draws_with_its_own_seed_where_set(tmp_path, monkeypatch):
+    import valor_lib.detection.toy as toy
+
+    seen = []
+    monkeypatch.setattr(toy, "pretrain_toy_detector", lambda params, out, seed, progress: seen.append(seed))
+    world = ToyWorldParams.model_construct(detector=ToyDetectorParams())
+    assert detector_seed(world, 7) == 7
+    pretrain_toy_model("detector-base", world, tmp_path, seed=7, progress=False)
+    drawn = ToyWorldParams.model_construct(detector=ToyDetectorParams(seed=2))
+    assert detector_seed(drawn, 7) == 2
+    pretrain_toy_model("detector-base", drawn, tmp_path, seed=7, progress=False)
+    assert seen == [7, 2]
 
 
 @pytest.mark.slow

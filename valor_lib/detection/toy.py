@@ -90,7 +90,8 @@ def tiny_config_from(params: ToyDetectorParams) -> TinyDetectorConfig:
 
 def train_config_from(params: ToyDetectorParams, seed: int, device: str = "cpu") -> TrainConfig:
     return TrainConfig(epochs=params.epochs, batch_size=params.batch_size, lr=params.lr,
-                       weight_decay=params.weight_decay, scheduler=params.scheduler,
+                       weight_decay=params.weight_decay, adam_beta2=params.adam_beta2,
+                       backbone_lr_scale=params.backbone_lr_scale, scheduler=params.scheduler,
                        lr_step_epochs=params.lr_step_epochs, lr_gamma=params.lr_gamma,
                        warmup_steps=params.warmup_steps, select_every=params.select_every,
                        grad_clip=params.grad_clip, freeze_backbone=False, freeze_text=False,

@@ -76,6 +76,8 @@ class TrainConfig:
     batch_size: int = 16
     lr: float = 1.0e-6
     weight_decay: float = 1.0e-4
+    adam_beta2: float = 0.999  # AdamW's second-moment decay (lower: faster to forget an old gradient scale)
+    backbone_lr_scale: float = 1.0  # the vision backbone's lr, a fraction of lr (when it trains)
     scheduler: str = "step"  # step: lr x lr_gamma every lr_step_epochs | cosine: per step down to 0
     lr_step_epochs: int = 4  # StepLR step size, in epochs
     lr_gamma: float = 0.1
@@ -100,6 +102,10 @@ class TrainConfig:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.select_every < 0:
             raise ValueError(f"select_every must be >= 0, got {self.select_every}")
+        if not 0 < self.adam_beta2 < 1:
+            raise ValueError(f"adam_beta2 must be in (0, 1), got {self.adam_beta2}")
+        if self.backbone_lr_scale <= 0:
+            raise ValueError(f"backbone_lr_scale must be > 0, got {self.backbone_lr_scale}")
 
 
 @dataclass
@@ -161,6 +167,18 @@ def set_trainable(model: Any, freeze_backbone: bool, freeze_text: bool) -> None:
             param.requires_grad_(not frozen)
 
 
+def build_optimizer(model: Any, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters: the vision backbone's at ``lr * backbone_lr_scale``, the rest at
+    ``lr`` (the schedule scales both groups alike)."""
+    backbone = {id(p) for p in model.model.backbone.conv_encoder.model.parameters()}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in trainable if id(p) not in backbone], "lr": cfg.lr},
+              {"params": [p for p in trainable if id(p) in backbone], "lr": cfg.lr * cfg.backbone_lr_scale}]
+    # foreach: one multi-tensor update (the CPU default loops over tensors: 15% slower steps, same numbers)
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=(0.9, cfg.adam_beta2),
+                             weight_decay=cfg.weight_decay, foreach=True)
+
+
 def save_atomic(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file, then rename: a crash never leaves a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -218,8 +236,7 @@ def train_detector(model: Any, processor: Any, datasets: Sequence[DetectionDatas
     criterion = install_grounding_loss(model)
     set_trainable(model, cfg.freeze_backbone, cfg.freeze_text)
     params = [p for p in model.parameters() if p.requires_grad]
-    # foreach: one multi-tensor update (the CPU default loops over tensors: 15% slower steps, same numbers)
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+    optimizer = build_optimizer(model, cfg)
     per_epoch = len(sampler)
     total = cfg.epochs * per_epoch
     scheduler = lr_schedule(optimizer, cfg, per_epoch, total)

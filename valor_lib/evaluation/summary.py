@@ -1,5 +1,6 @@
 """Summaries of prediction records: accuracy in both scoring modes (percent), breakdowns by answer type and
-subset, error-type counts, judge failures, tool use and throughput; all JSON-ready for ``metrics.json``."""
+subset, error-type counts, judge failures, tool use (with how often ``gd_detect`` found nothing) and throughput;
+all JSON-ready for ``metrics.json``."""
 
 from __future__ import annotations
 
@@ -35,6 +36,22 @@ def depth_map_reuse(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "saved_share": round(1 - images / len(calls), 4) if calls else None}
 
 
+def empty_detections(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """How often ``gd_detect`` found nothing, and what it cost (percent; None where nothing is counted): the
+    successful calls and the share of them that returned no box; of the items that called it, the share with at
+    least one empty call, and the strict accuracy on those items and on the others. A program whose detection
+    comes back empty can only fall back to a guess, so on a yes/no benchmark a detector that over-predicts can
+    gain accuracy by finding *something* more often."""
+    called = [(r, [not c.get("result") for c in r.get("tool_calls") or () if c["name"] == "gd_detect" and c["ok"]])
+              for r in records]
+    called = [(r, empties) for r, empties in called if empties]
+    with_empty = [r for r, empties in called if any(empties)]
+    without = [r for r, empties in called if not any(empties)]
+    return {"calls": sum(len(e) for _, e in called), "empty_calls": _pct([x for _, e in called for x in e]),
+            "items_with_empty": _pct([any(e) for _, e in called]),
+            "accuracy_with_empty": _accuracy(with_empty)["strict"], "accuracy_without_empty": _accuracy(without)["strict"]}
+
+
 def summarize(records: Sequence[Mapping[str, Any]], timings: Sequence[Mapping[str, Any]] = (),
               benchmark: str | None = None) -> dict[str, Any]:
     """Summary of one benchmark's records (module docstring)."""
@@ -54,6 +71,7 @@ def summarize(records: Sequence[Mapping[str, Any]], timings: Sequence[Mapping[st
     summary["tool_calls_per_item"] = round(sum(calls.values()) / len(records), 3) if records else None
     summary["tool_calls_by_name"] = dict(sorted(calls.items()))
     summary["depth_map_reuse"] = depth_map_reuse(records)
+    summary["empty_detections"] = empty_detections(records)
     judged = [r["judge"] for r in records if r.get("judge")]
     if judged:
         summary["judge"] = {"asked": len(judged), "failed": sum(j["verdict"] is None for j in judged)}

@@ -154,6 +154,14 @@ def _kind(name: str) -> str:
     return name if name == PRETRAINED else name.rsplit("-seed", 1)[0]
 
 
+def empty_detection_rows(runs: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (benchmark, run): its strict accuracy next to how often its ``gd_detect`` calls found nothing
+    and the accuracy on the items where they did / did not (:func:`valor_lib.evaluation.summary.empty_detections`)."""
+    return [{"benchmark": benchmark, "detector": name, "accuracy": run.summary["accuracy_strict"],
+             **run.summary["empty_detections"]}
+            for name, per_benchmark in runs.items() for benchmark, run in per_benchmark.items()]
+
+
 def paired_changes(runs: Mapping[str, Mapping[str, Any]], rounds: int = 2000, seed: int = 0,
                    ) -> dict[str, dict[str, dict[str, Any]]]:
     """``{benchmark: {kind: change}}``: each fine-tuned kind's accuracy change over the pretrained detector on

@@ -51,6 +51,7 @@ from valor_lib.detection.train import (
     TrainConfig,
     TrainResult,
     batch_schedule,
+    build_optimizer,
     finished_run,
     lr_schedule,
     peak_rss_mb,
@@ -159,8 +160,7 @@ def finetune_detector(model: Any, processor: Any, datasets: Sequence[DetectionDa
         raise ValueError(f"batch_size {cfg.batch_size} is smaller than the {world} processes")
     criterion = install_grounding_loss(model)
     set_trainable(model, cfg.freeze_backbone, cfg.freeze_text)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+    optimizer = build_optimizer(model, cfg)
     per_epoch = len(sampler)
     total = cfg.epochs * per_epoch
     scheduler = lr_schedule(optimizer, cfg, per_epoch, total)

@@ -31,14 +31,20 @@ def pretraining_questions(root: str | os.PathLike) -> list[str]:
     return [json.loads(line)["question"] for line in lines if line.strip()]
 
 
+def detector_seed(params: ToyWorldParams, seed: int) -> int:
+    """The toy detector's pretraining seed: ``params.detector.seed`` where set, else the world's ``seed``."""
+    return seed if params.detector.seed is None else params.detector.seed
+
+
 def pretrain_toy_model(name: str, params: ToyWorldParams, root: str | os.PathLike, seed: int,
                        progress: bool = True) -> Any:
-    """Train one of :data:`TOY_MODELS` into ``<root>/models/<name>``; returns its training report."""
+    """Train one of :data:`TOY_MODELS` into ``<root>/models/<name>`` (the detector with :func:`detector_seed`);
+    returns its training report."""
     out_dir = Path(root) / "models" / name
     if name == "detector-base":
         from valor_lib.detection.toy import pretrain_toy_detector
 
-        return pretrain_toy_detector(params.detector, out_dir, seed=seed, progress=progress)
+        return pretrain_toy_detector(params.detector, out_dir, seed=detector_seed(params, seed), progress=progress)
     if name == "vlm-verifier":
         from valor_lib.grounding.toy_classifier import build_toy_verifier
 
