@@ -21,7 +21,7 @@ class ToyDetectorParams(StrictModel):
     batch_size: int = Field(8, ge=1, description="images per training step")
     lr: float = Field(6.0e-4, gt=0, description="AdamW learning rate")
     weight_decay: float = Field(1.0e-4, ge=0, description="AdamW weight decay")
-    adam_beta2: float = Field(0.999, gt=0, lt=1, description="AdamW second-moment decay")
+    adam_beta2: float = Field(0.95, gt=0, lt=1, description="AdamW second-moment decay (0.999 left it unstable)")
     backbone_lr_scale: float = Field(1.0, gt=0, description="the vision backbone's learning rate, a fraction of lr")
     scheduler: Literal["step", "cosine"] = Field("step", description="step (StepLR) | cosine (per step down to 0)")
     lr_step_epochs: int = Field(12, ge=1, description="StepLR step size (epochs)")
