@@ -286,6 +286,8 @@ def test_detector_draws_set_each_draw_beside_this_run(toy):
     assert drawn["accuracy: verified - unverified"] == pytest.approx(-16.0)
     assert drawn["mAP x 100: verified - pretrained"] == pytest.approx(6.0)
     assert drawn["mAP x 100: unverified - pretrained"] == pytest.approx(-2.0)
+    verified_only = tables.draw_differences(draws.drop(index="unverified", level="detector"))
+    assert list(verified_only.columns) == ["mAP x 100: verified - pretrained", "accuracy: verified - pretrained"]
 
 
 def test_sweep_commands():

@@ -577,17 +577,16 @@ def detector_draws(toy: ToyResults, entries: Sequence[Mapping[str, Any]],
 
 def draw_differences(draws: pd.DataFrame) -> pd.DataFrame:
     """Per draw of :func:`detector_draws`: held-out mAP x 100 and mean accuracy over its benchmarks of each
-    fine-tuned variant minus the pretrained detector's, and verified minus unverified (the paper's ablation)."""
+    fine-tuned variant minus the pretrained detector's, and verified minus unverified (the paper's ablation);
+    a pair with a detector the draw did not train is left out."""
     scores = draws.drop(columns=["pseudo-labels", "mAP x 100"]).mean(axis=1).rename("accuracy")
     both = pd.concat([draws["mAP x 100"], scores], axis=1).unstack("detector")
-    rows = {}
-    for draw, row in both.iterrows():
-        out: dict[str, Any] = {}
-        for measure in ("mAP x 100", "accuracy"):
-            for first, second in (("verified", "pretrained"), ("unverified", "pretrained"), ("verified", "unverified")):
-                out[f"{measure}: {first} - {second}"] = round(row[(measure, first)] - row[(measure, second)], 2)
-        rows[draw] = out
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("draw")
+    pairs = (("verified", "pretrained"), ("unverified", "pretrained"), ("verified", "unverified"))
+    return pd.DataFrame.from_dict(
+        {draw: {f"{measure}: {first} - {second}": round(row[(measure, first)] - row[(measure, second)], 2)
+                for measure in ("mAP x 100", "accuracy") for first, second in pairs
+                if (measure, first) in row.index and (measure, second) in row.index}
+         for draw, row in both.iterrows()}, orient="index").rename_axis("draw")
 
 
 def training_size_point(metrics: Mapping[str, Any]) -> dict[str, Any]:

@@ -43,15 +43,29 @@ def test_operating_points_score_every_pair_of_the_grid(shapes_coco, tiny_detecto
                     Thresholds(0.3, 0.1), Thresholds(0.3, 0.3)]
     rows = operating_points(detector, coco, grid, nms_iou=0.5, progress=False)
     assert [(r["box"], r["text"]) for r in rows] == [(t.box, t.text) for t in grid]
-    alone = precision_recall(coco, predict(detector, coco, grid[4], nms_iou=0.5, progress=False))
+    alone = precision_recall(coco, predict(detector, coco, grid[4], nms_iou=0.5, progress=False, prompt_each=True))
     assert {k: rows[4][k] for k in alone} == alone
     for r in rows:
         p, q = r["precision"], r["recall"]
         assert r["f1"] == pytest.approx(2 * p * q / (p + q) if p + q else 0.0, abs=1e-4)
-    swept = predict_sweep(detector, coco, grid, nms_iou=0.5, progress=False)
+    swept = predict_sweep(detector, coco, grid, nms_iou=0.5, progress=False, prompt_each=True)
     assert score_operating_points(coco, grid, swept) == rows  # detections made once, scored without the model
     with pytest.raises(ValueError, match="2 detection sets for 6 threshold pairs"):
         score_operating_points(coco, grid, swept[:2])
+
+
+def test_prompt_each_calls_the_detector_once_per_category_name(shapes_coco, tiny_detector):
+    detector = GroundingDinoDetector(*tiny_detector, device="cpu", batch_size=3)
+    coco = load_coco(*shapes_coco)
+    loose = Thresholds(0.0, 0.0)
+    each = predict(detector, coco, loose, batch_size=2, nms_iou=0.5, progress=False, prompt_each=True)
+    for sample, found in zip(coco.samples, each, strict=True):
+        with Image.open(sample.image_path) as im:
+            image = im.convert("RGB")
+        calls = [detector.detect(image, name, loose, nms_iou=0.5) for name in coco.categories]
+        assert found == [d for call in calls for d in call]
+    joint = predict(detector, coco, loose, nms_iou=0.5, progress=False)
+    assert sum(map(len, each)) != sum(map(len, joint))  # one caption per name scores phrases differently
 
 
 def test_the_best_operating_point_has_the_highest_f1_then_precision_then_the_lowest_text_threshold():

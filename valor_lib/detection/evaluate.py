@@ -8,7 +8,9 @@ threshold grid, to choose ``gd_detect``'s thresholds on a held-out detection set
     precision_recall(ds, predict(det, ds, INFERENCE))
     best_operating_point(operating_points(det, ds, threshold_grid([0.1, 0.2, 0.3])))  # Thresholds(box, text)
 
-Every image is prompted with all of the dataset's category names (split over several captions when needed).
+Every image is prompted with all of the dataset's category names (split over several captions when needed), or,
+with ``prompt_each``, once per name, as a program's ``gd_detect`` call names one thing: a phrase's scores depend
+on the rest of the caption, so thresholds meant for ``gd_detect`` are chosen that way.
 """
 
 from __future__ import annotations
@@ -31,17 +33,20 @@ MAP_THRESHOLDS = Thresholds(0.0, 0.0)
 
 
 def predict(detector: GroundingDinoDetector, dataset: DetectionDataset, thresholds: Thresholds,
-            batch_size: int = 8, nms_iou: float | None = None, progress: bool = True) -> list[list[dict[str, Any]]]:
-    """Detections for every image of ``dataset`` (prompt: all its category names), in dataset order."""
-    return predict_sweep(detector, dataset, [thresholds], batch_size, nms_iou, progress)[0]
+            batch_size: int = 8, nms_iou: float | None = None, progress: bool = True,
+            prompt_each: bool = False) -> list[list[dict[str, Any]]]:
+    """Detections for every image of ``dataset`` (prompt: all its category names, or each in turn with
+    ``prompt_each``), in dataset order."""
+    return predict_sweep(detector, dataset, [thresholds], batch_size, nms_iou, progress, prompt_each)[0]
 
 
 def predict_sweep(detector: GroundingDinoDetector, dataset: DetectionDataset, sweep: Sequence[Thresholds],
-                  batch_size: int = 8, nms_iou: float | None = None,
-                  progress: bool = True) -> list[list[list[dict[str, Any]]]]:
+                  batch_size: int = 8, nms_iou: float | None = None, progress: bool = True,
+                  prompt_each: bool = False) -> list[list[list[dict[str, Any]]]]:
     """:func:`predict` at every threshold pair of ``sweep`` from one pass over the images: ``out[k]`` is
-    ``sweep[k]``'s."""
-    prompt = ", ".join(dataset.categories)
+    ``sweep[k]``'s. With ``prompt_each`` an image's detections are those of one call per category name (NMS,
+    if any, within each call, as in separate ``gd_detect`` calls)."""
+    prompts = list(dataset.categories) if prompt_each else [", ".join(dataset.categories)]
     out: list[list[list[dict[str, Any]]]] = [[] for _ in sweep]
     for start in tqdm(range(0, len(dataset), batch_size), desc=f"detect {dataset.name}", disable=not progress):
         samples = dataset.samples[start: start + batch_size]
@@ -49,8 +54,10 @@ def predict_sweep(detector: GroundingDinoDetector, dataset: DetectionDataset, sw
         for s in samples:
             with Image.open(s.image_path) as im:
                 images.append(im.convert("RGB"))
-        for k, found in enumerate(detector.detect_sweep(images, [prompt] * len(images), sweep, nms_iou)):
-            out[k] += found
+        calls = detector.detect_sweep([im for im in images for _ in prompts], prompts * len(images), sweep, nms_iou)
+        for k, found in enumerate(calls):
+            out[k] += [[d for call in found[i * len(prompts): (i + 1) * len(prompts)] for d in call]
+                       for i in range(len(images))]
     return out
 
 
@@ -137,11 +144,13 @@ def precision_recall(dataset: DetectionDataset, detections: Sequence[Sequence[di
 
 
 def operating_points(detector: GroundingDinoDetector, dataset: DetectionDataset, sweep: Sequence[Thresholds],
-                     nms_iou: float | None = None, iou: float = 0.5, progress: bool = True) -> list[dict[str, Any]]:
+                     nms_iou: float | None = None, iou: float = 0.5, progress: bool = True,
+                     prompt_each: bool = True) -> list[dict[str, Any]]:
     """Precision, recall and F1 (IoU >= ``iou``, same label) of the detector at every threshold pair of
-    ``sweep``, one row each, with ``nms_iou`` applied as ``gd_detect`` applies it."""
+    ``sweep``, one row each, with ``nms_iou`` applied and (``prompt_each``) one category per call, as a program's
+    ``gd_detect`` gets them."""
     return score_operating_points(dataset, sweep, predict_sweep(detector, dataset, sweep, nms_iou=nms_iou,
-                                                                progress=progress), iou)
+                                                                progress=progress, prompt_each=prompt_each), iou)
 
 
 def score_operating_points(dataset: DetectionDataset, sweep: Sequence[Thresholds],

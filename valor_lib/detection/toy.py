@@ -127,10 +127,11 @@ def evaluate_toy_detector(model_dir: str | os.PathLike, params: ToyDetectorParam
     """The pretrained toy detector's numbers: COCO mAP on held-out source images (with ``select_every``, the
     same images chose the kept epoch) and on the target-domain detection set (never used to choose), precision /
     recall on the target at the ``answering`` thresholds with ``answering_nms`` (``gd_detect``'s, from
-    ``common.gd_thresholds`` / ``common.gd_nms_iou``) and at the mining thresholds (no NMS), false positives on
-    posters / rugs / shadows, inference time per image, and precision / recall / F1 on the target at every pair
-    of ``params.answering_grid`` with ``answering_nms`` (``operating_points``) with the best-F1 pair
-    (``chosen_thresholds``): held-out detection data, not benchmarks, picks the answering thresholds."""
+    ``common.gd_thresholds`` / ``common.gd_nms_iou``; one call per category name, as programs call it) and at the
+    mining thresholds (all names in one prompt, no NMS), false positives on posters / rugs / shadows, inference
+    time per image, and precision / recall / F1 on the target at every pair of ``params.answering_grid``, called
+    as ``gd_detect`` is (``operating_points``), with the best-F1 pair (``chosen_thresholds``): held-out detection
+    data, not benchmarks, picks the answering thresholds."""
     import time
 
     from PIL import Image
@@ -154,7 +155,7 @@ def evaluate_toy_detector(model_dir: str | os.PathLike, params: ToyDetectorParam
     grid = threshold_grid(params.answering_grid)
     answer = Thresholds(*answering)
     sweep = grid if answer in grid else [*grid, answer]  # the answering pair's detections come from the same pass
-    swept = predict_sweep(detector, target, sweep, nms_iou=answering_nms, progress=progress)
+    swept = predict_sweep(detector, target, sweep, nms_iou=answering_nms, progress=progress, prompt_each=True)
     mining = Thresholds(*params.mining_thresholds)
     for name, thresholds, nms_iou, dets in (
             ("inference", answer, answering_nms, swept[sweep.index(answer)]),
