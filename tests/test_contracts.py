@@ -2,6 +2,7 @@
 notebooks are committed without outputs; environment.yml installs the same pins as pyproject.toml."""
 
 import ast
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -63,6 +64,14 @@ def test_notebooks_are_stripped(path):
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert not cell.outputs and cell.execution_count is None, f"{path.name} has stored outputs"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_cell_has_a_unique_id(path):
+    cells = json.loads(path.read_text())["cells"]  # raw: nbformat.read would fill missing ids in silently
+    ids = [cell.get("id") for cell in cells]
+    assert None not in ids, f"{path.name}: cell {ids.index(None)} has no id"
+    assert len(set(ids)) == len(ids), f"{path.name}: duplicate cell ids"
 
 
 def test_every_dvc_stage_runs_an_existing_notebook():
