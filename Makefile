@@ -46,4 +46,5 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,) notebooks
 
 clean:
-	rm -rf results/*/ data/toy .pytest_cache
+	rm -rf data/toy .pytest_cache
+	git clean -fdqX results  # stage outputs; the committed metrics stay

@@ -83,6 +83,29 @@ def test_every_dvc_stage_runs_an_existing_notebook():
         assert name in names or not match
 
 
+def _uncached_outputs() -> list[str]:
+    """Paths of every stage's metrics / plots / outs declared with ``cache: false``."""
+    paths = []
+    for stage in DVC.values():
+        for key in ("outs", "metrics", "plots"):
+            for entry in stage.get(key, []):
+                if isinstance(entry, dict):
+                    paths += [path for path, opts in entry.items() if opts and opts.get("cache") is False]
+    return paths
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="not a git checkout")
+def test_uncached_outputs_are_not_git_ignored():
+    """`dvc exp run` commits only what git tracks: an ignored metrics file would vanish from every experiment."""
+    import subprocess
+
+    paths = _uncached_outputs()
+    assert any(p.endswith("metrics.json") for p in paths)
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT, capture_output=True,
+                             text=True).stdout.split()
+    assert not ignored, f"git ignores {ignored}: dvc exp show would have no numbers for them"
+
+
 def _normal(req: str) -> str:
     return re.sub(r"\s+", "", req).lower()
 

@@ -1,12 +1,14 @@
 """COCO-style evaluation of a GroundingDINO detector: mAP / AP50 with pycocotools, precision / recall at
-a fixed pair of thresholds (what a program calling ``gd_detect`` actually gets), and the F1 of every pair of a
-threshold grid, to choose ``gd_detect``'s thresholds on a held-out detection set rather than on benchmarks.
+a fixed pair of thresholds (what a program calling ``gd_detect`` actually gets), and, at every pair of a
+threshold grid, how a program's calls fare (the top box, the number of boxes), to choose ``gd_detect``'s
+thresholds on a held-out detection set rather than on benchmarks.
 
     det = GroundingDinoDetector.from_pretrained("data/toy/models/detector-base")
     ds = load_coco("data/toy/detection/val.json", "data/toy/images/detection-val")
     evaluate_map(det, ds)                        # {"mAP": ..., "AP50": ..., "AP75": ...}
     precision_recall(ds, predict(det, ds, INFERENCE))
     best_operating_point(operating_points(det, ds, threshold_grid([0.1, 0.2, 0.3])))  # Thresholds(box, text)
+    call_scores(ds, predict(det, ds, INFERENCE, prompt_each=True))  # {"top_box_hit": ..., "count_exact": ...}
 
 Every image is prompted with all of the dataset's category names (split over several captions when needed), or,
 with ``prompt_each``, once per name, as a program's ``gd_detect`` call names one thing: a phrase's scores depend
@@ -143,12 +145,38 @@ def precision_recall(dataset: DetectionDataset, detections: Sequence[Sequence[di
             "tp": tp, "fp": fp, "fn": n_gt - tp, "detections_per_image": round((tp + fp) / max(len(dataset), 1), 2)}
 
 
+def call_scores(dataset: DetectionDataset, detections: Sequence[Sequence[dict[str, Any]]],
+                iou: float = 0.5) -> dict[str, float]:
+    """How ``gd_detect`` calls fare for a program, one call per (image, category name), from detections made
+    one name per call (``prompt_each``). Where the image shows the object, ``top_box_hit`` is the share of
+    calls whose best-scoring box hits one of its boxes (IoU >= ``iou``: "where is it") and ``count_exact`` the
+    share that return exactly as many boxes as there are objects ("how many"); ``call_score`` is their mean, as
+    a question's phrases name objects its image shows. ``empty_when_absent`` is the share of calls on an absent
+    object that return nothing (what a program's existence check needs)."""
+    hits = exact = present = empty = absent = 0
+    for sample, dets in zip(dataset.samples, detections, strict=True):
+        for name in dataset.categories:
+            truth = [i.bbox for i in sample.instances if i.category == name]
+            found = [d for d in dets if d["label"] == name]
+            if not truth:
+                absent += 1
+                empty += not found
+                continue
+            present += 1
+            exact += len(found) == len(truth)
+            if found:
+                hits += match_detections(truth, [name] * len(truth), [max(found, key=lambda d: d["score"])], iou)[0]
+    top, count = hits / max(present, 1), exact / max(present, 1)
+    return {"top_box_hit": round(top, 4), "count_exact": round(count, 4), "call_score": round((top + count) / 2, 4),
+            "empty_when_absent": round(empty / max(absent, 1), 4), "calls_present": present, "calls_absent": absent}
+
+
 def operating_points(detector: GroundingDinoDetector, dataset: DetectionDataset, sweep: Sequence[Thresholds],
                      nms_iou: float | None = None, iou: float = 0.5, progress: bool = True,
                      prompt_each: bool = True) -> list[dict[str, Any]]:
-    """Precision, recall and F1 (IoU >= ``iou``, same label) of the detector at every threshold pair of
-    ``sweep``, one row each, with ``nms_iou`` applied and (``prompt_each``) one category per call, as a program's
-    ``gd_detect`` gets them."""
+    """Precision, recall, F1 (IoU >= ``iou``, same label) and :func:`call_scores` of the detector at every
+    threshold pair of ``sweep``, one row each, with ``nms_iou`` applied and (``prompt_each``) one category per
+    call, as a program's ``gd_detect`` gets them."""
     return score_operating_points(dataset, sweep, predict_sweep(detector, dataset, sweep, nms_iou=nms_iou,
                                                                 progress=progress, prompt_each=prompt_each), iou)
 
@@ -164,17 +192,20 @@ def score_operating_points(dataset: DetectionDataset, sweep: Sequence[Thresholds
     for thresholds, dets in zip(sweep, detections, strict=True):
         scores = precision_recall(dataset, dets, iou)
         f1 = 2 * scores["precision"] * scores["recall"] / max(scores["precision"] + scores["recall"], 1e-9)
-        rows.append({"box": thresholds.box, "text": thresholds.text, **scores, "f1": round(f1, 4)})
+        rows.append({"box": thresholds.box, "text": thresholds.text, **scores, "f1": round(f1, 4),
+                     **call_scores(dataset, dets, iou)})
     return rows
 
 
 def best_operating_point(rows: Sequence[dict[str, Any]]) -> Thresholds:
-    """The thresholds of the row with the highest F1. Ties go to higher precision, then to the lower text
+    """The thresholds of the row with the highest ``call_score`` (:func:`call_scores`: what programs get from
+    their calls; box-level F1 weighs every spare box on an image alike, and chose pairs where most calls on
+    present objects came back empty). Ties go to higher F1, then to higher precision, then to the lower text
     threshold (one-word category prompts cannot tell text thresholds apart, and a lower one keeps a program's
     multi-word phrases such as "red chair"), then to the higher box threshold."""
     if not rows:
         raise ValueError("no operating points to choose from")
-    best = max(rows, key=lambda r: (r["f1"], r["precision"], -r["text"], r["box"]))
+    best = max(rows, key=lambda r: (r["call_score"], r["f1"], r["precision"], -r["text"], r["box"]))
     return Thresholds(best["box"], best["text"])
 
 

@@ -129,9 +129,10 @@ def evaluate_toy_detector(model_dir: str | os.PathLike, params: ToyDetectorParam
     recall on the target at the ``answering`` thresholds with ``answering_nms`` (``gd_detect``'s, from
     ``common.gd_thresholds`` / ``common.gd_nms_iou``; one call per category name, as programs call it) and at the
     mining thresholds (all names in one prompt, no NMS), false positives on posters / rugs / shadows, inference
-    time per image, and precision / recall / F1 on the target at every pair of ``params.answering_grid``, called
-    as ``gd_detect`` is (``operating_points``), with the best-F1 pair (``chosen_thresholds``): held-out detection
-    data, not benchmarks, picks the answering thresholds."""
+    time per image, and precision / recall / F1 and the call scores on the target at every pair of
+    ``params.answering_grid``, called as ``gd_detect`` is (``operating_points``), with the best pair
+    (``chosen_thresholds``, by ``call_score``): held-out detection data, not benchmarks, picks the answering
+    thresholds."""
     import time
 
     from PIL import Image

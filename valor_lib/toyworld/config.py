@@ -42,7 +42,8 @@ class ToyDetectorParams(StrictModel):
                                            description="[box, text] thresholds for mining pseudo-labels")
     answering_grid: list[float] = Field([0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45], min_length=1,
                                         description="threshold values whose (box, text <= box) pairs are scored by "
-                                                    "F1 on detection-val to choose common.gd_thresholds")
+                                                    "how a program's calls fare on detection-val "
+                                                    "(evaluate.call_scores) to choose common.gd_thresholds")
 
 
 class ToyVlmVerifierParams(StrictModel):
