@@ -290,6 +290,26 @@ def test_detector_draws_set_each_draw_beside_this_run(toy):
     assert list(verified_only.columns) == ["mAP x 100: verified - pretrained", "accuracy: verified - pretrained"]
 
 
+def test_claims_over_draws_mark_each_claim_per_draw_and_count_those_that_hold(toy):
+    this_run = [tables.Claim("A beats B", "Table 1", "mean", 1.5, 0.4),
+                tables.Claim("C beats D", "Table 8", "mean", 2.0, -1.0),
+                tables.Claim("E beats F", "§3", "mAP", None, None)]
+    drawn = {"A beats B": {"paper_delta": 1.5, "toy_delta": -0.25, "agrees": False},
+             "C beats D": {"paper_delta": 2.0, "toy_delta": 3.0, "agrees": True},
+             "E beats F": {"paper_delta": None, "toy_delta": 1.0, "agrees": True}}
+    entries = _exp_show({
+        "exp-draw1": ({"toy_world": {"detector": {"seed": 1}}},
+                      {"results/paper_tables/metrics.json": {"metrics": {"claims": drawn}}}),
+        "exp-draw2": ({"toy_world": {"detector": {"seed": 2}}}, {"results/paper_tables/metrics.json": None}),
+    }, {"toy_world": {"detector": {"seed": None}}})
+    table = tables.claims_over_draws(this_run, entries)
+    assert list(table.columns) == ["this run", "seed 1 (exp exp-draw1)"]  # draw 2 has not finished
+    assert table.loc["A beats B"].tolist() == ["holds +0.40", "fails -0.25"]
+    assert table.loc["E beats F"].tolist() == ["-", "holds +1.00"]
+    assert table.loc["claims holding"].tolist() == ["1 of 2", "2 of 3"]
+    assert tables.claims_over_draws(this_run, []).columns.tolist() == ["this run"]
+
+
 def test_sweep_commands():
     commands = tables.sweep_commands("grpo_training.max_queries", [40, 160], "-S common.profile=full")
     assert commands[0] == "dvc exp run --queue -S grpo_training.max_queries=40 -S common.profile=full"

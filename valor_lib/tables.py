@@ -589,6 +589,26 @@ def draw_differences(draws: pd.DataFrame) -> pd.DataFrame:
          for draw, row in both.iterrows()}, orient="index").rename_axis("draw")
 
 
+def claims_over_draws(this_run: Sequence[Claim], entries: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Each claim of this run (:func:`claims`) in this run and in each finished experiment that set
+    ``toy_world.detector.seed``: "holds" / "fails" with the toy delta ("-": not measured), and a last row with how
+    many hold of those measured."""
+    runs = {"this run": {c.claim: {"toy_delta": c.toy_delta, "agrees": c.agrees} for c in this_run}}
+    runs |= {f"seed {seed} (exp {name})": metrics.get("claims") or {}
+             for name, seed, metrics in _finished(entries, DETECTOR_SEED, "paper_tables")}
+
+    def cell(result: Mapping[str, Any] | None) -> str:
+        if not result or result.get("agrees") is None:
+            return "-"
+        return f"{'holds' if result['agrees'] else 'fails'} {result['toy_delta']:+.2f}"
+
+    table = pd.DataFrame({draw: {c.claim: cell(found.get(c.claim)) for c in this_run} for draw, found in runs.items()})
+    table.loc["claims holding"] = [f"{sum(r.get('agrees') is True for r in found.values())} of "
+                                   f"{sum(r.get('agrees') is not None for r in found.values())}"
+                                   for found in runs.values()]
+    return table.rename_axis("claim")
+
+
 def training_size_point(metrics: Mapping[str, Any]) -> dict[str, Any]:
     """A Table 5 point from a ``grpo_training`` experiment: RL queries used and seed-mean Omni3D-Bench accuracy."""
     grpo = parse_stage("grpo_training", metrics)
