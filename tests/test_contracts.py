@@ -4,6 +4,7 @@ notebooks are committed without outputs; environment.yml installs the same pins 
 import ast
 import json
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -97,8 +98,6 @@ def _uncached_outputs() -> list[str]:
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="not a git checkout")
 def test_uncached_outputs_are_not_git_ignored():
     """`dvc exp run` commits only what git tracks: an ignored metrics file would vanish from every experiment."""
-    import subprocess
-
     paths = _uncached_outputs()
     assert any(p.endswith("metrics.json") for p in paths)
     ignored = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT, capture_output=True,
