@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from valor_lib.detection.data import DetectionDataset, DetectionSample, Instance, load_coco
@@ -44,13 +45,15 @@ def colour_parents() -> dict[str, str]:
     return {colour_phrase(c, k): k for k in CATEGORIES for c in COLORS}
 
 
-def source_dataset(split: str = "source") -> DetectionDataset:
-    """A toy split as a detection dataset whose boxes are named by colour and category ("red chair").
+def source_dataset(split: str = "source", world: Path | None = None) -> DetectionDataset:
+    """A split of the toy world in ``world`` (default ``data/toy``) as a detection dataset whose boxes are named
+    by colour and category ("red chair").
 
     Boxes come from the split's scene records (the same boxes as its COCO file, plus each object's colour).
     They stand in for human annotations of the source domain; nothing that predicts reads them."""
-    scenes = store.load_scenes(split)
-    folder = store.world_dir() / "images" / split
+    root = world or store.world_dir()
+    scenes = store.load_scenes(split, root)
+    folder = root / "images" / split
     samples = []
     for scene in scenes.values():
         instances = tuple(Instance(tuple(o.bbox), colour_phrase(o.color, o.category)) for o in scene.objects
@@ -74,9 +77,9 @@ def target_dataset() -> DetectionDataset:
     return load_coco(root / "detection" / "val.json", root / "images" / "detection-val", "detection-val")
 
 
-def split_source(holdout: int) -> tuple[DetectionDataset, DetectionDataset]:
-    """(training part, held-out last ``holdout`` images) of the source split."""
-    full = source_dataset()
+def split_source(holdout: int, world: Path | None = None) -> tuple[DetectionDataset, DetectionDataset]:
+    """(training part, held-out last ``holdout`` images) of the source split of ``world`` (default ``data/toy``)."""
+    full = source_dataset(world=world)
     if holdout >= len(full):
         raise ValueError(f"holdout_images={holdout} leaves no source images to train on ({len(full)} in total)")
     n = len(full) - holdout
@@ -100,16 +103,17 @@ def train_config_from(params: ToyDetectorParams, seed: int, device: str = "cpu")
 
 
 def pretrain_toy_detector(params: ToyDetectorParams, out_dir: str | os.PathLike, seed: int = 0,
-                          device: str = "cpu", progress: bool = True) -> TrainResult:
-    """Build the tiny GroundingDINO and pretrain it on the source split; saved to ``out_dir``. With
-    ``params.select_every``, the epoch with the best mAP on the held-out source images is kept."""
+                          device: str = "cpu", progress: bool = True, world: Path | None = None) -> TrainResult:
+    """Build the tiny GroundingDINO and pretrain it on the source split of ``world`` (default ``data/toy``);
+    saved to ``out_dir``. With ``params.select_every``, the epoch with the best mAP on the held-out source images
+    is kept."""
     import torch
 
     from valor_lib.detection.evaluate import evaluate_map
     from valor_lib.detection.inference import GroundingDinoDetector
 
     torch.manual_seed(seed)
-    train, held = split_source(params.holdout_images)
+    train, held = split_source(params.holdout_images, world)
     source_val = category_view(held)
     model, processor = build_tiny_detector(toy_words(), tiny_config_from(params))
 

@@ -38,13 +38,19 @@ def detector_seed(params: ToyWorldParams, seed: int) -> int:
 
 def pretrain_toy_model(name: str, params: ToyWorldParams, root: str | os.PathLike, seed: int,
                        progress: bool = True) -> Any:
-    """Train one of :data:`TOY_MODELS` into ``<root>/models/<name>`` (the detector with :func:`detector_seed`);
-    returns its training report."""
+    """Train one of :data:`TOY_MODELS` into ``<root>/models/<name>``; returns its training report. The detector
+    (seed :func:`detector_seed`) comes from its committed asset where the recipe matches
+    (``valor_lib.toyworld.detector_asset``), else it is pretrained here."""
     out_dir = Path(root) / "models" / name
     if name == "detector-base":
         from valor_lib.detection.toy import pretrain_toy_detector
+        from valor_lib.toyworld.detector_asset import asset_status, install_asset
 
-        return pretrain_toy_detector(params.detector, out_dir, seed=detector_seed(params, seed), progress=progress)
+        drawn = detector_seed(params, seed)
+        asset, _ = asset_status(params, seed, drawn)
+        if asset is not None:  # the finished run is found in out_dir and returned without training
+            install_asset(asset, out_dir)
+        return pretrain_toy_detector(params.detector, out_dir, seed=drawn, progress=progress)
     if name == "vlm-verifier":
         from valor_lib.grounding.toy_classifier import build_toy_verifier
 

@@ -45,9 +45,10 @@ def _scenes(path: Path, mtime: float) -> dict[str, Scene]:
         return {s.id: s for s in (Scene.from_dict(json.loads(line)) for line in f)}
 
 
-def load_scenes(split: str) -> dict[str, Scene]:
-    """Ground-truth scenes of a split, keyed by scene id (for scoring and annotations only)."""
-    path = require(world_dir() / "scenes" / f"{split}.jsonl", BUILD_HINT)
+def load_scenes(split: str, root: Path | None = None) -> dict[str, Scene]:
+    """Ground-truth scenes of a split of the world in ``root`` (default ``data/toy``), keyed by scene id (for
+    scoring and annotations only)."""
+    path = require((root or world_dir()) / "scenes" / f"{split}.jsonl", BUILD_HINT)
     return _scenes(path, path.stat().st_mtime)
 
 
