@@ -12,7 +12,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 TORCH_HOLD := $(if $(HAS_GPU),,$(TORCH_CPU))
 
-.PHONY: install repro test unit notebooks lint bench lab clean
+.PHONY: install repro test unit notebooks lint bench lab clean toy-detectors
 
 install: $(STAMP)
 
@@ -40,6 +40,11 @@ notebooks: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pytest tests/benchmarks -m benchmark -s
+
+# The committed pretrained toy detectors (data/pretrained/toy-detector): rebuild after changing their recipe in
+# params.yaml or the pretraining code; about 25 min for three seeds on two cores.
+toy-detectors: $(STAMP)
+	$(PY) -m valor_lib.toyworld.detector_asset --seeds $(or $(SEEDS),0 1 2) --workers $(or $(WORKERS),3)
 
 lab: $(STAMP)
 	$(PY) -m pip install -q -e ".[dev,lab]" $(TORCH_HOLD)

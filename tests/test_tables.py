@@ -310,6 +310,35 @@ def test_claims_over_draws_mark_each_claim_per_draw_and_count_those_that_hold(to
     assert tables.claims_over_draws(this_run, []).columns.tolist() == ["this run"]
 
 
+def test_the_sweep_sources_of_a_stage_are_its_and_its_upstream_stages_code_and_inputs():
+    sources = tables.upstream_sources("detector_finetuning")
+    assert {"notebooks/00_toy_world.ipynb", "notebooks/06_pseudo_labelling.ipynb",
+            "notebooks/07_detector_finetuning.ipynb", "valor_lib/detection", "data/pretrained/toy-detector"} <= sources
+    assert not {"notebooks/08_evaluation.ipynb", "notebooks/09_paper_tables.ipynb", "data/toy"} & sources
+    assert not any(path.startswith("results/") for path in sources)
+    assert "notebooks/09_paper_tables.ipynb" in tables.upstream_sources("paper_tables")
+
+
+def test_experiments_of_other_commits_count_only_with_the_same_code_and_other_parameters():
+    def run(seed, deps, **params):
+        return {"params": {"toy_world": {"detector": {"seed": seed}}, **params}, "deps": deps}
+
+    now = {"notebooks/07_detector_finetuning.ipynb": "a1", "notebooks/09_paper_tables.ipynb": "b1",
+           "valor_lib/detection": "c1.dir", "results/detector_finetuning/metrics.json": "d1"}
+    workspace = run(None, now)
+    seed = tables.DETECTOR_SEED
+    assert tables.comparable(run(1, {**now, "results/detector_finetuning/metrics.json": "d2"}), workspace, seed,
+                             "detector_finetuning")
+    notebook_09_edited = run(1, {**now, "notebooks/09_paper_tables.ipynb": "b2"})
+    assert tables.comparable(notebook_09_edited, workspace, seed, "detector_finetuning")
+    assert not tables.comparable(notebook_09_edited, workspace, seed, "paper_tables")
+    assert not tables.comparable(run(1, {**now, "valor_lib/detection": "c2.dir"}), workspace, seed,
+                                 "detector_finetuning")
+    assert not tables.comparable(run(1, now, detector_finetuning={"lr": 1e-3}), workspace, seed,
+                                 "detector_finetuning")
+    assert tables.comparable(run(1, now), None, seed, "detector_finetuning")
+
+
 def test_sweep_commands():
     commands = tables.sweep_commands("grpo_training.max_queries", [40, 160], "-S common.profile=full")
     assert commands[0] == "dvc exp run --queue -S grpo_training.max_queries=40 -S common.profile=full"

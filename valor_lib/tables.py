@@ -503,11 +503,12 @@ def hyperparameter_check(raw: Mapping[str, Any] | None = None, profile: str = "f
 
 # ----------------------------------------------------------------------------------- sweeps (DVC experiments)
 
-def dvc_experiments(timeout_s: float = 120.0) -> tuple[list[dict[str, Any]], str | None]:
-    """``dvc exp show --json`` of the repository: (entries, None), or ([], why it could not be read)."""
+def dvc_experiments(timeout_s: float = 300.0, commits: int = 20) -> tuple[list[dict[str, Any]], str | None]:
+    """``dvc exp show --json`` over the last ``commits`` commits: (entries, None), or ([], why it could not be
+    read). Experiments of earlier commits count where :func:`comparable` says they ran the same code."""
     try:
-        done = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=repo_root(),
-                              capture_output=True, text=True, timeout=timeout_s)
+        done = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json", "--num", str(commits)],
+                              cwd=repo_root(), capture_output=True, text=True, timeout=timeout_s)
     except (OSError, subprocess.TimeoutExpired) as err:
         return [], f"dvc exp show did not run: {err}"
     if done.returncode != 0:
@@ -519,19 +520,89 @@ def dvc_experiments(timeout_s: float = 120.0) -> tuple[list[dict[str, Any]], str
     return (entries if isinstance(entries, list) else []), None
 
 
+def _run_of(rev: Mapping[str, Any]) -> dict[str, Any]:
+    data = rev.get("data") or {}
+    return {"experiment": rev.get("name") or str(rev.get("rev", ""))[:7],
+            "params": ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {},
+            "metrics": {path: (value or {}).get("data") for path, value in (data.get("metrics") or {}).items()},
+            "deps": {path: (value or {}).get("hash") for path, value in (data.get("deps") or {}).items()}}
+
+
 def experiment_runs(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The experiments under each baseline commit of ``dvc exp show --json``: name, params.yaml values and the
-    contents of each metrics file (None where an experiment has not written it, e.g. still queued)."""
-    runs = []
-    for baseline in entries:
-        for group in baseline.get("experiments") or ():
-            for rev in group.get("revs") or ():
-                data = rev.get("data") or {}
-                params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
-                metrics = {path: (value or {}).get("data") for path, value in (data.get("metrics") or {}).items()}
-                runs.append({"experiment": rev.get("name") or str(rev.get("rev", ""))[:7], "params": params,
-                             "metrics": metrics})
-    return runs
+    """The experiments under each baseline commit of ``dvc exp show --json``: name, params.yaml values, the
+    contents of each metrics file (None where an experiment has not written it, e.g. still queued) and the
+    hash of each dependency in its dvc.lock."""
+    return [_run_of(rev) for baseline in entries for group in baseline.get("experiments") or ()
+            for rev in group.get("revs") or ()]
+
+
+def workspace_run(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The workspace entry of ``dvc exp show --json`` (params.yaml and dvc.lock as they are now), if listed."""
+    return next((_run_of(e) for e in entries if e.get("rev") == "workspace"), None)
+
+
+def _stages() -> dict[str, dict[str, list[str]]]:
+    """Each stage of dvc.yaml with its dependency and output paths (metrics included)."""
+    import yaml
+
+    stages = yaml.safe_load((repo_root() / "dvc.yaml").read_text())["stages"]
+
+    def paths(entries: Iterable[Any]) -> list[str]:
+        return [next(iter(e)) if isinstance(e, Mapping) else str(e) for e in entries]
+
+    return {name: {"deps": paths(st.get("deps") or ()), "outs": paths([*(st.get("outs") or ()),
+                                                                         *(st.get("metrics") or ())])}
+            for name, st in stages.items()}
+
+
+def upstream_sources(stage: str) -> set[str]:
+    """The dependencies of ``stage`` and of every stage it reads from that no stage writes: its code, notebooks
+    and inputs, whose dvc.lock hashes say whether two runs of it ran the same thing."""
+    stages = _stages()
+    written = {out: name for name, st in stages.items() for out in st["outs"]}
+
+    def writer(dep: str) -> str | None:
+        return next((name for out, name in written.items() if dep == out or dep.startswith(out + "/")), None)
+
+    sources: set[str] = set()
+    todo, seen = [stage], set()
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for dep in stages[current]["deps"]:
+            if (upstream := writer(dep)) is None:
+                sources.add(dep)
+            else:
+                todo.append(upstream)
+    return sources
+
+
+def _without(values: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """``values`` without the dotted ``key``, emptied mappings pruned."""
+    head, _, rest = key.partition(".")
+    out = {}
+    for k, v in values.items():
+        if k == head and (not rest or not isinstance(v, Mapping)):
+            continue
+        if k == head:
+            v = _without(v, rest)
+            if not v:
+                continue
+        out[k] = v
+    return out
+
+
+def comparable(run: Mapping[str, Any], workspace: Mapping[str, Any] | None, param: str, stage: str) -> bool:
+    """Whether an experiment that set ``param`` is a point of this run's sweep: every other parameter as now,
+    and the same code, notebooks and inputs for ``stage`` and the stages before it (dvc.lock hashes; a markdown
+    edit counts too). Without a workspace entry everything counts; without its hashes, only the parameters."""
+    if workspace is None:
+        return True
+    same_code = not workspace["deps"] or all(run["deps"].get(p) == workspace["deps"].get(p)
+                                             for p in upstream_sources(stage))
+    return same_code and _without(run["params"], param) == _without(workspace["params"], param)
 
 
 def _dotted(values: Mapping[str, Any], key: str) -> Any:
@@ -544,8 +615,12 @@ def _dotted(values: Mapping[str, Any], key: str) -> Any:
 
 def _finished(entries: Sequence[Mapping[str, Any]], param: str, stage: str,
               ) -> Iterator[tuple[str, Any, Mapping[str, Any]]]:
-    """(experiment, value, the stage's metrics) for each finished experiment that set ``param``."""
+    """(experiment, value, the stage's metrics) for each finished, :func:`comparable` experiment that set
+    ``param``."""
+    workspace = workspace_run(entries)
     for run in experiment_runs(entries):
+        if not comparable(run, workspace, param, stage):
+            continue
         value = _dotted(run["params"], param)
         payload = run["metrics"].get(f"results/{stage}/metrics.json")
         if value is not None and isinstance(payload, Mapping) and isinstance(payload.get("metrics"), Mapping):

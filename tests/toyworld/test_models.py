@@ -27,15 +27,16 @@ def test_an_unknown_model_is_refused(tmp_path):
         pretrain_toy_model("detector", ToyWorldParams.model_construct(), tmp_path, seed=0)
 
 
-def test_the_detector_draws_with_its_own_seed_where_set(tmp_path, monkeypatch):
+def test_the_detector_draws_with_its_own_seed_where_set(tmp_path, monkeypatch, small_world_sizes):
     import valor_lib.detection.toy as toy
 
+    monkeypatch.setenv("VALOR_ROOT", str(tmp_path))  # no committed asset: pretrained here
     seen = []
     monkeypatch.setattr(toy, "pretrain_toy_detector", lambda params, out, seed, progress: seen.append(seed))
-    world = ToyWorldParams.model_construct(detector=ToyDetectorParams())
+    world = ToyWorldParams(**small_world_sizes, detector=ToyDetectorParams())
     assert detector_seed(world, 7) == 7
     pretrain_toy_model("detector-base", world, tmp_path, seed=7, progress=False)
-    drawn = ToyWorldParams.model_construct(detector=ToyDetectorParams(seed=2))
+    drawn = ToyWorldParams(**small_world_sizes, detector=ToyDetectorParams(seed=2))
     assert detector_seed(drawn, 7) == 2
     pretrain_toy_model("detector-base", drawn, tmp_path, seed=7, progress=False)
     assert seen == [7, 2]

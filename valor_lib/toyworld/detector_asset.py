@@ -100,13 +100,14 @@ def build_asset(params: ToyWorldParams, world_seed: int, detector_seed: int, pro
     from valor_lib.detection.toy import pretrain_toy_detector
     from valor_lib.provenance import git_state, package_versions
 
+    code = git_state()  # the code this run imports, before anything can change under it
     folder = asset_dir(detector_seed)
     partial = folder.with_name(folder.name + ".partial")  # a rerun after an interrupt resumes from its checkpoint
     with tempfile.TemporaryDirectory(prefix="toy-source-") as world:
         _render_source(params, world_seed, Path(world))
         result = pretrain_toy_detector(params.detector, partial, seed=detector_seed, progress=progress,
                                        world=Path(world))
-    built = {"recipe": recipe(params, world_seed, detector_seed), **git_state(),
+    built = {"recipe": recipe(params, world_seed, detector_seed), **code,
              "packages": {k: v for k, v in package_versions().items() if k in ("torch", "transformers")},
              "built_at": datetime.now(UTC).isoformat(timespec="seconds"), "seconds": result.seconds,
              "selected_epoch": result.selected_epoch}
