@@ -42,7 +42,7 @@ bench: $(STAMP)
 	$(PY) -m pytest tests/benchmarks -m benchmark -s
 
 # The committed pretrained toy detectors (data/pretrained/toy-detector): rebuild after changing their recipe in
-# params.yaml or the pretraining code; about 25 min for three seeds on two cores.
+# params.yaml or the pretraining code; about 28 min for three seeds on two cores.
 toy-detectors: $(STAMP)
 	$(PY) -m valor_lib.toyworld.detector_asset --seeds $(or $(SEEDS),0 1 2) --workers $(or $(WORKERS),3)
 

@@ -232,15 +232,19 @@ def test_a_changed_hyperparameter_is_flagged():
 
 
 def _exp_show(metrics, params):
-    """A ``dvc exp show --json`` document (DVC 3 layout): the workspace, and a baseline with experiments."""
+    """A ``dvc exp show --json`` document (DVC 3 layout): the workspace, and a baseline with experiments
+    (name -> (params, metrics[, queue state]))."""
     def rev(name, run_params, run_metrics):
         return {"rev": "ab12cd34ef", "name": name, "data": {
             "rev": "ab12cd34ef", "timestamp": None, "params": {"params.yaml": {"data": run_params}},
             "metrics": {path: {"data": data} for path, data in run_metrics.items()}, "deps": {}, "outs": {}},
             "error": None, "experiments": None}
 
-    experiments = [{"revs": [rev(name, p, m)], "executor": None, "name": name}
-                   for name, (p, m) in metrics.items()]
+    def group(name, run_params, run_metrics, state=None):
+        return {"revs": [rev(name, run_params, run_metrics)], "executor": {"state": state} if state else None,
+                "name": name}
+
+    experiments = [group(name, *spec) for name, spec in metrics.items()]
     return [{"rev": "workspace", "name": None, "data": {"params": {"params.yaml": {"data": params}}, "metrics": {}},
              "error": None, "experiments": None},
             {"rev": "1fe6980", "name": "main", "data": {}, "error": None, "experiments": experiments}]
@@ -301,9 +305,13 @@ def test_claims_over_draws_mark_each_claim_per_draw_and_count_those_that_hold(to
         "exp-draw1": ({"toy_world": {"detector": {"seed": 1}}},
                       {"results/paper_tables/metrics.json": {"metrics": {"claims": drawn}}}),
         "exp-draw2": ({"toy_world": {"detector": {"seed": 2}}}, {"results/paper_tables/metrics.json": None}),
+        "exp-draw3": ({"toy_world": {"detector": {"seed": 3}}},  # running: it shows its baseline's metrics
+                      {"results/paper_tables/metrics.json": {"metrics": {"claims": drawn}}}, "running"),
+        "exp-draw4": ({"toy_world": {"detector": {"seed": 4}}},
+                      {"results/paper_tables/metrics.json": {"metrics": {"claims": drawn}}}, "failed"),
     }, {"toy_world": {"detector": {"seed": None}}})
     table = tables.claims_over_draws(this_run, entries)
-    assert list(table.columns) == ["this run", "seed 1 (exp exp-draw1)"]  # draw 2 has not finished
+    assert list(table.columns) == ["this run", "seed 1 (exp exp-draw1)"]  # draws 2-4 have not finished
     assert table.loc["A beats B"].tolist() == ["holds +0.40", "fails -0.25"]
     assert table.loc["E beats F"].tolist() == ["-", "holds +1.00"]
     assert table.loc["claims holding"].tolist() == ["1 of 2", "2 of 3"]

@@ -520,20 +520,21 @@ def dvc_experiments(timeout_s: float = 300.0, commits: int = 20) -> tuple[list[d
     return (entries if isinstance(entries, list) else []), None
 
 
-def _run_of(rev: Mapping[str, Any]) -> dict[str, Any]:
+def _run_of(rev: Mapping[str, Any], state: str | None = None) -> dict[str, Any]:
     data = rev.get("data") or {}
-    return {"experiment": rev.get("name") or str(rev.get("rev", ""))[:7],
+    return {"experiment": rev.get("name") or str(rev.get("rev", ""))[:7], "state": state,
             "params": ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {},
             "metrics": {path: (value or {}).get("data") for path, value in (data.get("metrics") or {}).items()},
             "deps": {path: (value or {}).get("hash") for path, value in (data.get("deps") or {}).items()}}
 
 
 def experiment_runs(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The experiments under each baseline commit of ``dvc exp show --json``: name, params.yaml values, the
-    contents of each metrics file (None where an experiment has not written it, e.g. still queued) and the
-    hash of each dependency in its dvc.lock."""
-    return [_run_of(rev) for baseline in entries for group in baseline.get("experiments") or ()
-            for rev in group.get("revs") or ()]
+    """The experiments under each baseline commit of ``dvc exp show --json``: name, queue state ("queued",
+    "running", "success", "failed"; None when run outside the queue), params.yaml values, the contents of each
+    metrics file (a queued or running experiment shows its baseline's committed ones) and the hash of each
+    dependency in its dvc.lock."""
+    return [_run_of(rev, (group.get("executor") or {}).get("state")) for baseline in entries
+            for group in baseline.get("experiments") or () for rev in group.get("revs") or ()]
 
 
 def workspace_run(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
@@ -619,7 +620,7 @@ def _finished(entries: Sequence[Mapping[str, Any]], param: str, stage: str,
     ``param``."""
     workspace = workspace_run(entries)
     for run in experiment_runs(entries):
-        if not comparable(run, workspace, param, stage):
+        if run["state"] not in (None, "success") or not comparable(run, workspace, param, stage):
             continue
         value = _dotted(run["params"], param)
         payload = run["metrics"].get(f"results/{stage}/metrics.json")

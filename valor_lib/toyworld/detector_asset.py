@@ -1,7 +1,7 @@
 """The pretrained toy detector as a fixed, committed asset: ``data/pretrained/toy-detector/seed-<n>/``.
 
 The paper's GroundingDINO-T is a download, the same for every run; its toy stand-in is pretrained once per
-detector seed on the source split and committed (about 3 MB each), so the toy pipeline starts from a detector
+detector seed on the source split and committed (2.9 MB each), so the toy pipeline starts from a detector
 pretrained for 42 epochs instead of training a weaker one inside its 20-minute budget. Each asset holds the
 weights as ``save_pretrained`` wrote them, the training log (``training.json``, ``history.json``) and
 ``recipe.json``: everything the pretraining depends on (world seed, source split, detector settings) plus how
@@ -12,7 +12,7 @@ Rebuild after changing the pretraining code or recipe::
 
     python -m valor_lib.toyworld.detector_asset --seeds 0 1 2      # or: make toy-detectors
 
-Three seeds take about 25 min on two cores (side by side, one thread each).
+Three seeds take about 28 min on two cores (side by side, one thread each; 18 CPU minutes per seed).
 """
 
 from __future__ import annotations
@@ -122,7 +122,8 @@ def build_assets(params: ToyWorldParams, world_seed: int, seeds: list[int], work
     """:func:`build_asset` for every seed, ``workers`` side by side."""
     from valor_lib.processes import run_jobs
 
-    jobs = {s: {"params": params, "world_seed": world_seed, "detector_seed": s, "progress": workers == 1}
+    progress = workers == 1 or len(seeds) == 1  # side by side, the bars of several processes would interleave
+    jobs = {s: {"params": params, "world_seed": world_seed, "detector_seed": s, "progress": progress}
             for s in seeds}
     return run_jobs(build_asset, jobs, workers)
 
