@@ -583,15 +583,10 @@ def upstream_sources(stage: str) -> set[str]:
 def _without(values: Mapping[str, Any], key: str) -> dict[str, Any]:
     """``values`` without the dotted ``key``, emptied mappings pruned."""
     head, _, rest = key.partition(".")
-    out = {}
-    for k, v in values.items():
-        if k == head and (not rest or not isinstance(v, Mapping)):
-            continue
-        if k == head:
-            v = _without(v, rest)
-            if not v:
-                continue
-        out[k] = v
+    out = dict(values)
+    inner = out.pop(head, None)
+    if rest and isinstance(inner, Mapping) and (inner := _without(inner, rest)):
+        out[head] = inner
     return out
 
 
@@ -601,9 +596,10 @@ def comparable(run: Mapping[str, Any], workspace: Mapping[str, Any] | None, para
     edit counts too). Without a workspace entry everything counts; without its hashes, only the parameters."""
     if workspace is None:
         return True
-    same_code = not workspace["deps"] or all(run["deps"].get(p) == workspace["deps"].get(p)
-                                             for p in upstream_sources(stage))
-    return same_code and _without(run["params"], param) == _without(workspace["params"], param)
+    if _without(run["params"], param) != _without(workspace["params"], param):
+        return False
+    return not workspace["deps"] or all(run["deps"].get(p) == workspace["deps"].get(p)
+                                        for p in upstream_sources(stage))
 
 
 def _dotted(values: Mapping[str, Any], key: str) -> Any:

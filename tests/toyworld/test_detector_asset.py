@@ -98,11 +98,11 @@ def test_a_built_asset_equals_in_world_pretraining_and_is_installed_without_trai
 
 def test_the_committed_assets_are_the_ones_params_yaml_asks_for():
     """Else `dvc repro` would pretrain the detector inside the toy_world stage, far over its time budget."""
-    from valor_lib.params import resolve
+    from valor_lib.params import apply_profile, load_raw, validate_common, validate_section
 
-    values = resolve("toy_world")
-    params = ToyWorldParams(**{k: v for k, v in values.items() if k in ToyWorldParams.model_fields})
+    sections = apply_profile(load_raw(), "toy")
+    params = validate_section("toy_world", sections["toy_world"])
     for seed in (0, 1, 2):
-        folder, why = asset_status(params, values["seed"], seed)
+        folder, why = asset_status(params, validate_common(sections["common"]).seed, seed)
         assert folder is not None, why
         assert (folder / "model.safetensors").is_file() and (folder / "training.json").is_file()

@@ -51,14 +51,17 @@ def recipe(params: ToyWorldParams, world_seed: int, detector_seed: int) -> dict[
             "detector": params.detector.model_dump(exclude=NOT_IN_RECIPE)}
 
 
+def _flat(built: dict[str, Any]) -> dict[str, Any]:
+    """A recipe with its detector settings as ``detector.<key>`` entries."""
+    return {**{k: v for k, v in built.items() if k != "detector"},
+            **{f"detector.{k}": v for k, v in built.get("detector", {}).items()}}
+
+
 def recipe_differences(wanted: dict[str, Any], built: dict[str, Any]) -> list[str]:
-    """``key: built -> wanted`` for every recipe entry that differs (nested detector keys flattened)."""
-    flat_wanted = {**{k: v for k, v in wanted.items() if k != "detector"},
-                   **{f"detector.{k}": v for k, v in wanted.get("detector", {}).items()}}
-    flat_built = {**{k: v for k, v in built.items() if k != "detector"},
-                  **{f"detector.{k}": v for k, v in built.get("detector", {}).items()}}
-    return [f"{k}: {flat_built.get(k)!r} -> {flat_wanted.get(k)!r}"
-            for k in sorted(set(flat_wanted) | set(flat_built)) if flat_wanted.get(k) != flat_built.get(k)]
+    """``key: built -> wanted`` for every recipe entry that differs."""
+    want, have = _flat(wanted), _flat(built)
+    return [f"{k}: {have.get(k)!r} -> {want.get(k)!r}" for k in sorted(set(want) | set(have))
+            if want.get(k) != have.get(k)]
 
 
 def read_recipe(folder: Path) -> dict[str, Any] | None:
@@ -130,17 +133,17 @@ def build_assets(params: ToyWorldParams, world_seed: int, seeds: list[int], work
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: pretrain the assets of the given seeds from params.yaml's toy recipe."""
-    from valor_lib.params import resolve, validate_section
+    from valor_lib.params import apply_profile, load_raw, validate_common, validate_section
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="detector seeds (default 0 1 2)")
     parser.add_argument("--workers", type=int, default=None,
                         help="seeds pretrained side by side (default toy_world.pretrain_workers)")
     args = parser.parse_args(argv)
-    values = resolve("toy_world")
-    params = cast(ToyWorldParams, validate_section("toy_world", {k: v for k, v in values.items()
-                                                                  if k in ToyWorldParams.model_fields}))
-    for seed, folder in build_assets(params, values["seed"], args.seeds, args.workers or params.pretrain_workers).items():
+    sections = apply_profile(load_raw(), "toy")
+    params = cast(ToyWorldParams, validate_section("toy_world", sections["toy_world"]))
+    world_seed = validate_common(sections["common"]).seed
+    for seed, folder in build_assets(params, world_seed, args.seeds, args.workers or params.pretrain_workers).items():
         built = json.loads((folder / RECIPE_FILE).read_text())
         print(f"seed {seed}: {folder} ({built['seconds']:.0f} s, epoch {built['selected_epoch']} kept)")
 
