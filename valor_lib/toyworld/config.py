@@ -17,14 +17,14 @@ class ToyDetectorParams(StrictModel):
     seed: int | None = Field(None, ge=0, description="pretraining seed (None: common.seed); another value draws "
                                                     "another detector from the same recipe")
     holdout_images: int = Field(60, ge=1, description="source images held out of pretraining (source mAP)")
-    epochs: int = Field(14, ge=1, description="passes over the remaining source images")
+    epochs: int = Field(42, ge=1, description="passes over the remaining source images")
     batch_size: int = Field(8, ge=1, description="images per training step")
     lr: float = Field(6.0e-4, gt=0, description="AdamW learning rate")
     weight_decay: float = Field(1.0e-4, ge=0, description="AdamW weight decay")
     adam_beta2: float = Field(0.95, gt=0, lt=1, description="AdamW second-moment decay (0.999 left it unstable)")
     backbone_lr_scale: float = Field(1.0, gt=0, description="the vision backbone's learning rate, a fraction of lr")
     scheduler: Literal["step", "cosine"] = Field("step", description="step (StepLR) | cosine (per step down to 0)")
-    lr_step_epochs: int = Field(12, ge=1, description="StepLR step size (epochs)")
+    lr_step_epochs: int = Field(36, ge=1, description="StepLR step size (epochs)")
     lr_gamma: float = Field(0.1, gt=0, le=1, description="StepLR decay factor")
     warmup_steps: int = Field(0, ge=0, description="linear learning-rate warm-up (steps), before either schedule")
     select_every: int = Field(0, ge=0, description="epochs between source-holdout mAP checks; the best epoch's "
