@@ -1,6 +1,7 @@
 """Notebook 09 helpers: paper tables, the stage metrics readers (fed metrics.json files written in the notebooks'
 layout), comparisons, claims, the Tables 10/11 consistency check against params.yaml, and DVC sweep parsing."""
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -61,6 +62,10 @@ def stage_metrics():
                                          "unverified": spread([50, 52])},
                          "vsr": {"pretrained": spread([50]), "verified": spread([58, 60]),
                                  "unverified": spread([52, 50])}},
+            "accuracy_own_thresholds": {"countbenchqa": {"pretrained": spread([62]), "verified": spread([70, 72]),
+                                                         "unverified": spread([64, 66])},
+                                        "vsr": {"pretrained": spread([48]), "verified": spread([61, 63]),
+                                                "unverified": spread([40, 42])}},
             "training": {}, "detector": "results/detector_finetuning/detector"},
         "pseudo_labelling": {"precision": {"detections": 0.2, "coarse": 0.4, "crop": 0.55, "dedup": 0.8},
                              "recall": {}},
@@ -162,7 +167,7 @@ def test_training_size_table_keeps_paper_and_toy_rows_apart(toy):
 
 def test_claims_compare_directions(toy):
     table = tables.claims_table(tables.claims(toy, ["robospatial", "vsr", "countbenchqa"], PAPER)).set_index("claim")
-    assert len(table) == 11 and table["agrees"].map(lambda v: v in (True, False)).all()
+    assert len(table) == 12 and table["agrees"].map(lambda v: v in (True, False)).all()
     first = table.loc["VALOR-RL beats its untrained base LLM (Qwen3-8B)"]
     # restricted to the 4 benchmarks the toy run measured, paper and toy alike
     t1 = tables.load_paper_table(1, PAPER)
@@ -177,6 +182,11 @@ def test_claims_compare_directions(toy):
     assert rl_vs_sft["toy delta"] > 0 and rl_vs_sft["agrees"]
     verified = table.loc["Verified pseudo-labels beat unverified ones on grounding-heavy benchmarks"]
     assert math.isnan(verified["paper delta"]) and verified["toy delta"] == round((76 + 59 - 51 - 51) / 2, 2)
+    own_claim = ("Verified pseudo-labels beat unverified ones on grounding-heavy benchmarks, each detector at its "
+                 "own thresholds")
+    assert table.loc[own_claim, "toy delta"] == round((71 + 62 - 65 - 41) / 2, 2) and table.loc[own_claim, "agrees"]
+    older = dataclasses.replace(toy, detector={**toy.detector, "accuracy_own": {}})  # a run that chose none
+    assert {c.claim: c for c in tables.claims(older, ["vsr"], PAPER)}[own_claim].agrees is None
     assert table.loc["Fine-tuning on verified pseudo-labels keeps held-out detection (COCO val 48.4 -> 48.7)",
                      "toy delta"] == 5.0
     assert table.loc["Verification stages raise pseudo-label precision (0.45 -> 0.75)", "paper delta"] == 30.0
@@ -272,7 +282,8 @@ def test_sweep_points_from_dvc_exp_show():
 def test_detector_draws_set_each_draw_beside_this_run(toy):
     metrics = stage_metrics()["detector_finetuning"]
     other = {**metrics, "map": {"pretrained": spread([0.10]), "verified": spread([0.16]), "unverified": spread([0.08])},
-             "accuracy": {"vsr": {"pretrained": spread([50]), "verified": spread([54]), "unverified": spread([70])}}}
+             "accuracy": {"vsr": {"pretrained": spread([50]), "verified": spread([54]), "unverified": spread([70])}},
+             "accuracy_own_thresholds": None}  # a stage that chose no own thresholds
     entries = _exp_show({
         "exp-draw1": ({"toy_world": {"detector": {"seed": 1}}},
                       {"results/detector_finetuning/metrics.json": {"metrics": other}}),
@@ -284,14 +295,19 @@ def test_detector_draws_set_each_draw_beside_this_run(toy):
     assert list(draws.index.get_level_values("draw").unique()) == ["this run", "seed 1 (exp exp-draw1)"]  # 2: queued
     assert draws.loc[("seed 1 (exp exp-draw1)", "unverified"), "VSR"] == 70.0
     assert draws.loc[("this run", "verified"), "mAP x 100"] == 35.0
+    assert draws.loc[("this run", "verified"), tables.OWN_MEAN] == 62.0
+    assert draws.loc[("seed 1 (exp exp-draw1)", "verified"), tables.OWN_MEAN] is None  # its metrics have none
     differences = tables.draw_differences(draws)
     assert differences.loc["this run", "accuracy: verified - unverified"] == pytest.approx(59.0 - 51.0)
+    assert differences.loc["this run", f"{tables.OWN_MEAN}: verified - unverified"] == pytest.approx(62.0 - 41.0)
     drawn = differences.loc["seed 1 (exp exp-draw1)"]
+    assert math.isnan(drawn[f"{tables.OWN_MEAN}: verified - unverified"])
     assert drawn["accuracy: verified - unverified"] == pytest.approx(-16.0)
     assert drawn["mAP x 100: verified - pretrained"] == pytest.approx(6.0)
     assert drawn["mAP x 100: unverified - pretrained"] == pytest.approx(-2.0)
     verified_only = tables.draw_differences(draws.drop(index="unverified", level="detector"))
-    assert list(verified_only.columns) == ["mAP x 100: verified - pretrained", "accuracy: verified - pretrained"]
+    assert list(verified_only.columns) == ["mAP x 100: verified - pretrained", "accuracy: verified - pretrained",
+                                           f"{tables.OWN_MEAN}: verified - pretrained"]
 
 
 def test_claims_over_draws_mark_each_claim_per_draw_and_count_those_that_hold(toy):

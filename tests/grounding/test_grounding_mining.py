@@ -262,3 +262,34 @@ def test_threshold_sweep_runs_the_same_programs_at_each_threshold(monkeypatch):
     fig = figures.threshold_curves(rows, ["vsr", "countbenchqa"])
     assert [ax.get_title() for ax in fig.axes] == ["vsr", "countbenchqa", "mean"]
     assert len(fig.axes[0].lines) == 2
+
+
+def test_each_detector_runs_at_its_own_thresholds_reusing_runs_already_made(monkeypatch):
+    from types import SimpleNamespace
+
+    from valor_lib.evaluation import systems
+    from valor_lib.grounding import experiment
+    from valor_lib.params import CommonParams, apply_profile, load_raw
+
+    common = CommonParams(**apply_profile(load_raw(), "toy")["common"]).model_copy(
+        update={"gd_thresholds": [0.3, 0.1]})
+    built = []
+
+    def program_system(policy, spec, at, params):
+        built.append((spec, at.gd_thresholds))
+        return SimpleNamespace(writer=SimpleNamespace(write=lambda q, n=1, seed=None: [["p"]] * len(q))), None
+
+    def per_detector(detectors, solver_for, params, seed, progress):
+        return {name: {"vsr": f"{spec} run"} for name, spec in detectors.items() if solver_for(spec)}
+
+    monkeypatch.setattr(systems, "program_system", program_system)
+    monkeypatch.setattr(experiment, "_per_detector", per_detector)
+    known = {"0.3/0.1": {"pretrained": {"vsr": "at common"}, "verified-seed0": {"vsr": "at common"}},
+             "0.2/0.15": {"verified-seed0": {"vsr": "swept"}}}
+    own = {"pretrained": [0.3, 0.1], "verified-seed0": [0.2, 0.15], "unverified-seed0": [0.45, 0.1]}
+    runs = experiment.own_threshold_runs({"pretrained": "a", "verified-seed0": "b", "unverified-seed0": "c"}, own,
+                                         SimpleNamespace(policy="hf:p"), common, seed=0, known=known)
+    assert runs == {"pretrained": {"vsr": "at common"}, "verified-seed0": {"vsr": "swept"},
+                    "unverified-seed0": {"vsr": "c run"}}
+    assert built == [("c", [0.45, 0.1])]  # only the pair not run before
+    assert common.gd_thresholds == [0.3, 0.1]

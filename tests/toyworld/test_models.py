@@ -42,6 +42,22 @@ def test_the_detector_draws_with_its_own_seed_where_set(tmp_path, monkeypatch, s
     assert seen == [7, 2]
 
 
+def test_a_multi_threaded_model_trains_after_the_others_alone(tmp_path, monkeypatch, small_world_sizes):
+    import valor_lib.toyworld.models as models
+
+    batches = []
+
+    def run_jobs(fn, jobs, workers):
+        batches.append((sorted(jobs), workers))
+        return {name: f"{name} report" for name in jobs}
+
+    monkeypatch.setattr(models, "run_jobs", run_jobs)
+    params = ToyWorldParams(**small_world_sizes, pretrain_workers=2, policy=ToyPolicyParams(threads=2))
+    reports = pretrain_toy_models(params, tmp_path, seed=0, progress=False)
+    assert list(reports) == list(TOY_MODELS) and reports["policy-base"] == "policy-base report"
+    assert batches == [(["detector-base", "vlm-verifier"], 2), (["policy-base"], 1)]
+
+
 @pytest.mark.slow
 def test_the_models_train_side_by_side_into_loadable_folders(small_world, small_world_sizes):
     from valor_lib.detection.inference import GroundingDinoDetector

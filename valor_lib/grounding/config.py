@@ -131,5 +131,9 @@ class DetectorFinetuningParams(StrictModel):
     heldout_coco: str = Field(description="COCO json of the held-out detection set (COCO val 2017 in the paper)")
     heldout_images: str
     map_batch_size: int = Field(ge=1)
+    own_thresholds_grid: list[Annotated[float, Field(ge=0, le=1)]] | None = Field(
+        min_length=1, description="threshold values whose (box, text <= box) pairs each detector's own answering "
+                                  "pair is chosen from on the held-out set (null: every detector answers at "
+                                  "common.gd_thresholds only)")
     evaluation: BenchmarkEvalParams
     gallery_images: int = Field(ge=0)

@@ -92,10 +92,32 @@ def threshold_sweep(detectors: Mapping[str, str], params: Any, common: Any, seed
             if at_common is not None and key == common_key:
                 sweep[key][name] = dict(at_common[name])
                 continue
-            at = common.model_copy(update={"gd_thresholds": thresholds})
-            runs = _per_detector({name: spec}, lambda s, at=at: solver_for(s, at), params, seed, progress)
-            sweep[key][name] = runs[name]
+            sweep[key][name] = _run_at(name, spec, thresholds, solver_for, params, common, seed, progress)
     return sweep
+
+
+def own_threshold_runs(detectors: Mapping[str, str], own: Mapping[str, Sequence[float]], params: Any, common: Any,
+                       seed: int, known: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+                       progress: bool = True) -> dict[str, dict[str, Any]]:
+    """``{detector name: {benchmark: BenchmarkRun}}`` with every detector answering at its own pair ``own[name]``
+    (:mod:`valor_lib.grounding.heldout`), the same programs as :func:`benchmark_runs`. ``known``: runs already made,
+    ``{threshold_key: {detector name: runs}}`` (a :func:`threshold_sweep`, the runs at ``common.gd_thresholds``),
+    reused where a detector's own pair is among them."""
+    solver_for = _policy_solvers(params)
+    known = known or {}
+    out = {}
+    for name, spec in detectors.items():
+        done = known.get(threshold_key(own[name]), {}).get(name)
+        out[name] = dict(done) if done is not None else _run_at(name, spec, own[name], solver_for, params, common,
+                                                                seed, progress)
+    return out
+
+
+def _run_at(name: str, spec: str, thresholds: Sequence[float], solver_for: Callable[[str, Any], tuple[Any, Any]],
+            params: Any, common: Any, seed: int, progress: bool) -> dict[str, Any]:
+    """One detector's ``{benchmark: BenchmarkRun}`` with ``gd_detect`` at ``thresholds``."""
+    at = common.model_copy(update={"gd_thresholds": [float(x) for x in thresholds]})
+    return _per_detector({name: spec}, lambda s: solver_for(s, at), params, seed, progress)[name]
 
 
 def sweep_rows(sweep: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
@@ -240,6 +262,12 @@ def claim_summary(maps: Mapping[str, Sequence[float]], accuracy: Mapping[str, Ma
                      "accuracy_gain": {b: g for b, (g, _) in gains.items()},
                      "raises_accuracy": {b: raised for b, (_, raised) in gains.items()}}
     return out
+
+
+def claim_lines(verdict: Mapping[str, Any]) -> str:
+    """:func:`claim_summary` in words, one line per fine-tuned kind."""
+    return "\n".join(f"{kind}: mAP {v['map_gain']:+.4f} vs pretrained ({'clears' if v['raises_map'] else 'within'} "
+                     f"the seed spread); accuracy change {v['accuracy_gain']}" for kind, v in verdict.items())
 
 
 def _gain(per_kind: Mapping[str, Sequence[float]], kind: str) -> tuple[float | None, bool]:

@@ -40,7 +40,7 @@ class ToyDetectorParams(StrictModel):
     threads: int = Field(1, ge=1, description="torch CPU threads for pretraining (one per side-by-side job)")
     mining_thresholds: list[float] = Field([0.1, 0.1], min_length=2, max_length=2,
                                            description="[box, text] thresholds for mining pseudo-labels")
-    answering_grid: list[float] = Field([0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45], min_length=1,
+    answering_grid: list[float] = Field([0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6], min_length=1,
                                         description="threshold values whose (box, text <= box) pairs are scored by "
                                                     "how a program's calls fare on detection-val "
                                                     "(evaluate.call_scores) to choose common.gd_thresholds")
