@@ -669,7 +669,8 @@ def _draw_rows(detector: Mapping[str, Any], benchmarks: Sequence[str] | None) ->
     rows = _detector_rows(detector, benchmarks)
     used = [b for b in (benchmarks or detector["accuracy"]) if b in detector["accuracy"]]
     own = detector.get("accuracy_own") or {}
-    rows[OWN_MEAN] = [_mean({b: own.get(b, {}).get(kind) for b in used}, used) for kind in rows["detector"]]
+    means = [_mean({b: own.get(b, {}).get(kind) for b in used}, used) for kind in rows["detector"]]
+    rows[OWN_MEAN] = [None if m is None else round(m, 2) for m in means]
     return rows
 
 
