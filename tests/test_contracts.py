@@ -117,3 +117,8 @@ def test_environment_yml_matches_pyproject():
     core = {_normal(r) for r in project["dependencies"] if not r.startswith("torch")}
     assert env_reqs - {"torch==2.13.0"} == core
     assert "torch==2.13.0" in env_reqs and any(r.startswith("-e .") for r in pip)
+
+
+def test_each_detector_chooses_its_answering_thresholds_from_the_grid_that_chose_the_common_pair():
+    toy = params.apply_profile(RAW, "toy")
+    assert toy["detector_finetuning"]["own_thresholds_grid"] == toy["toy_world"]["detector"]["answering_grid"]

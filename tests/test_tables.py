@@ -168,6 +168,7 @@ def test_training_size_table_keeps_paper_and_toy_rows_apart(toy):
 def test_claims_compare_directions(toy):
     table = tables.claims_table(tables.claims(toy, ["robospatial", "vsr", "countbenchqa"], PAPER)).set_index("claim")
     assert len(table) == 12 and table["agrees"].map(lambda v: v in (True, False)).all()
+    assert table["counted"].sum() == 11  # the own-threshold reading of the ablation is a sensitivity check
     first = table.loc["VALOR-RL beats its untrained base LLM (Qwen3-8B)"]
     # restricted to the 4 benchmarks the toy run measured, paper and toy alike
     t1 = tables.load_paper_table(1, PAPER)
@@ -185,7 +186,9 @@ def test_claims_compare_directions(toy):
     own_claim = ("Verified pseudo-labels beat unverified ones on grounding-heavy benchmarks, each detector at its "
                  "own thresholds")
     assert table.loc[own_claim, "toy delta"] == round((71 + 62 - 65 - 41) / 2, 2) and table.loc[own_claim, "agrees"]
-    older = dataclasses.replace(toy, detector={**toy.detector, "accuracy_own": {}})  # a run that chose none
+    older_metrics = {k: v for k, v in stage_metrics()["detector_finetuning"].items() if k != "accuracy_own_thresholds"}
+    older = dataclasses.replace(toy, detector=tables.parse_detector(older_metrics))  # metrics from before own pairs
+    assert older.detector["accuracy_own"] == {}
     assert {c.claim: c for c in tables.claims(older, ["vsr"], PAPER)}[own_claim].agrees is None
     assert table.loc["Fine-tuning on verified pseudo-labels keeps held-out detection (COCO val 48.4 -> 48.7)",
                      "toy delta"] == 5.0
@@ -296,27 +299,30 @@ def test_detector_draws_set_each_draw_beside_this_run(toy):
     assert draws.loc[("seed 1 (exp exp-draw1)", "unverified"), "VSR"] == 70.0
     assert draws.loc[("this run", "verified"), "mAP x 100"] == 35.0
     assert draws.loc[("this run", "verified"), tables.OWN_MEAN] == 62.0
+    assert draws.loc[("this run", "verified"), tables.SHARED_MEAN] == 59.0
     assert draws.loc[("seed 1 (exp exp-draw1)", "verified"), tables.OWN_MEAN] is None  # its metrics have none
     differences = tables.draw_differences(draws)
-    assert differences.loc["this run", "accuracy: verified - unverified"] == pytest.approx(59.0 - 51.0)
+    assert differences.loc["this run", f"{tables.SHARED_MEAN}: verified - unverified"] == pytest.approx(59.0 - 51.0)
     assert differences.loc["this run", f"{tables.OWN_MEAN}: verified - unverified"] == pytest.approx(62.0 - 41.0)
     drawn = differences.loc["seed 1 (exp exp-draw1)"]
     assert math.isnan(drawn[f"{tables.OWN_MEAN}: verified - unverified"])
-    assert drawn["accuracy: verified - unverified"] == pytest.approx(-16.0)
+    assert drawn[f"{tables.SHARED_MEAN}: verified - unverified"] == pytest.approx(-16.0)
     assert drawn["mAP x 100: verified - pretrained"] == pytest.approx(6.0)
     assert drawn["mAP x 100: unverified - pretrained"] == pytest.approx(-2.0)
     verified_only = tables.draw_differences(draws.drop(index="unverified", level="detector"))
-    assert list(verified_only.columns) == ["mAP x 100: verified - pretrained", "accuracy: verified - pretrained",
-                                           f"{tables.OWN_MEAN}: verified - pretrained"]
+    assert list(verified_only.columns) == ["mAP x 100: verified - pretrained", f"{tables.SHARED_MEAN}: verified - "
+                                           "pretrained", f"{tables.OWN_MEAN}: verified - pretrained"]
 
 
 def test_claims_over_draws_mark_each_claim_per_draw_and_count_those_that_hold(toy):
     this_run = [tables.Claim("A beats B", "Table 1", "mean", 1.5, 0.4),
                 tables.Claim("C beats D", "Table 8", "mean", 2.0, -1.0),
-                tables.Claim("E beats F", "§3", "mAP", None, None)]
+                tables.Claim("E beats F", "§3", "mAP", None, None),
+                tables.Claim("E beats F, measured otherwise", "§3", "mAP", None, 2.0, counted=False)]
     drawn = {"A beats B": {"paper_delta": 1.5, "toy_delta": -0.25, "agrees": False},
              "C beats D": {"paper_delta": 2.0, "toy_delta": 3.0, "agrees": True},
-             "E beats F": {"paper_delta": None, "toy_delta": 1.0, "agrees": True}}
+             "E beats F": {"paper_delta": None, "toy_delta": 1.0, "agrees": True},
+             "E beats F, measured otherwise": {"paper_delta": None, "toy_delta": 1.0, "agrees": True}}
     entries = _exp_show({
         "exp-draw1": ({"toy_world": {"detector": {"seed": 1}}},
                       {"results/paper_tables/metrics.json": {"metrics": {"claims": drawn}}}),
@@ -330,7 +336,9 @@ def test_claims_over_draws_mark_each_claim_per_draw_and_count_those_that_hold(to
     assert list(table.columns) == ["this run", "seed 1 (exp exp-draw1)"]  # draws 2-4 have not finished
     assert table.loc["A beats B"].tolist() == ["holds +0.40", "fails -0.25"]
     assert table.loc["E beats F"].tolist() == ["-", "holds +1.00"]
+    assert table.loc["E beats F, measured otherwise"].tolist() == ["holds +2.00", "holds +1.00"]  # shown, not counted
     assert table.loc["claims holding"].tolist() == ["1 of 2", "2 of 3"]
+    assert tables.claim_count(this_run) == (1, 2)
     assert tables.claims_over_draws(this_run, []).columns.tolist() == ["this run"]
 
 

@@ -35,6 +35,17 @@ def test_each_detector_gets_its_numbers_and_the_pair_its_calls_fare_best_at(held
     assert [r["detector"] for r in table] == ["pretrained", "verified-seed1"]
     assert [table[0]["box"], table[0]["text"]] == first["own_thresholds"]
     assert table[0]["call_score"] == max(r["call_score"] for r in rows)
+    chosen = next(r for r in rows if (r["box"], r["text"]) == (best.box, best.text))
+    assert (table[0]["call_precision"], table[0]["call_recall"]) == (chosen["precision"], chosen["recall"])
+
+
+def test_scoring_leaves_the_callers_thread_count_as_it_was(heldout, detector_dir):
+    import torch
+
+    before = torch.get_num_threads()
+    score_detector(f"groundingdino-hf:{detector_dir}", *heldout, answering=[0.05, 0.0], nms_iou=None,
+                   precision_at_answering=False, device="cpu", threads=1 if before > 1 else 2)
+    assert torch.get_num_threads() == before
 
 
 def test_without_a_grid_no_own_pair_is_chosen(heldout, detector_dir):

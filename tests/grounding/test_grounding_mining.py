@@ -293,3 +293,13 @@ def test_each_detector_runs_at_its_own_thresholds_reusing_runs_already_made(monk
                     "unverified-seed0": {"vsr": "c run"}}
     assert built == [("c", [0.45, 0.1])]  # only the pair not run before
     assert common.gd_thresholds == [0.3, 0.1]
+
+
+def test_claim_lines_say_each_variant_against_the_pretrained_detector():
+    from valor_lib.grounding.experiment import claim_lines, claim_summary
+
+    verdict = claim_summary({"pretrained": [0.2], "verified": [0.25, 0.23], "unverified": [0.1, 0.12]},
+                            {"vsr": {"pretrained": [50.0], "verified": [60.0, 58.0], "unverified": [40.0, 44.0]}})
+    lines = claim_lines(verdict).splitlines()
+    assert lines[0] == "verified: mAP +0.0400 vs pretrained (clears the seed spread); accuracy change {'vsr': 9.0}"
+    assert lines[1].startswith("unverified: mAP -0.0900 vs pretrained (within the seed spread)")

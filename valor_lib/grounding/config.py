@@ -126,8 +126,9 @@ class DetectorFinetuningParams(StrictModel):
     preset: Literal["paper", "authors-code"] | None = Field(description="named hyper-parameters that replace "
                                                            "training's values")
     training: TrainingParams
-    run_workers: int = Field(ge=1, description="CPU: fine-tuning runs side by side in spawned processes "
-                                               "(training.threads each); GPU: one after the other")
+    run_workers: int = Field(ge=1, description="CPU: fine-tuning runs, then the detectors' held-out scoring, side "
+                                               "by side in spawned processes (training.threads each); GPU: one "
+                                               "after the other")
     heldout_coco: str = Field(description="COCO json of the held-out detection set (COCO val 2017 in the paper)")
     heldout_images: str
     map_batch_size: int = Field(ge=1)
