@@ -62,3 +62,20 @@ def test_run_jobs_stays_in_this_process_with_one_worker_or_one_job(monkeypatch):
     assert here not in apart.values()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU: jobs take turns on it
     assert run_jobs(pid_plus, {"a": {"offset": 0}, "b": {"offset": 0}}, workers=2) == {"a": here, "b": here}
+
+
+def test_torch_threads_sets_the_count_inside_and_restores_it_after_errors_too():
+    import torch
+
+    from valor_lib.processes import torch_threads
+
+    before = torch.get_num_threads()
+    other = 1 if before != 1 else 2
+    with torch_threads(other):
+        assert torch.get_num_threads() == other
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), torch_threads(other):
+        raise RuntimeError("job failed")
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before

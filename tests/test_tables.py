@@ -66,6 +66,8 @@ def stage_metrics():
                                                          "unverified": spread([64, 66])},
                                         "vsr": {"pretrained": spread([48]), "verified": spread([61, 63]),
                                                 "unverified": spread([40, 42])}},
+            "item_scores": {"common": {"vsr": {"ids": ["a", "b", "c", "d"], "pretrained": [1.0, 0.0, 0.0, 0.0],
+                                               "verified": [1.0, 1.0, 0.5, 0.0], "unverified": [0.0, 0.0, 1.0, 0.0]}}},
             "training": {}, "detector": "results/detector_finetuning/detector"},
         "pseudo_labelling": {"precision": {"detections": 0.2, "coarse": 0.4, "crop": 0.55, "dedup": 0.8},
                              "recall": {}},
@@ -312,6 +314,29 @@ def test_detector_draws_set_each_draw_beside_this_run(toy):
     verified_only = tables.draw_differences(draws.drop(index="unverified", level="detector"))
     assert list(verified_only.columns) == ["mAP x 100: verified - pretrained", f"{tables.SHARED_MEAN}: verified - "
                                            "pretrained", f"{tables.OWN_MEAN}: verified - pretrained"]
+
+
+def test_pooled_grounding_pools_the_draws_that_kept_item_scores(toy):
+    metrics = stage_metrics()["detector_finetuning"]
+    scores = {"vsr": {"ids": ["a", "b", "c", "d"], "pretrained": [0.0] * 4, "verified": [0.0] * 4,
+                      "unverified": [1.0] * 4}}
+    entries = _exp_show({
+        "exp-draw1": ({"toy_world": {"detector": {"seed": 1}}},
+                      {"results/detector_finetuning/metrics.json": {"metrics": {
+                          **metrics, "item_scores": {"common": scores, "own": scores}}}}),
+        "exp-old": ({"toy_world": {"detector": {"seed": 2}}},  # written before item scores were kept
+                    {"results/detector_finetuning/metrics.json": {"metrics": {**metrics, "item_scores": None}}}),
+    }, {"toy_world": {"detector": {"seed": None}}})
+    pooled = tables.pooled_grounding(toy, entries, ["vsr", "countbenchqa"]).set_index(["thresholds", "comparison"])
+    # countbenchqa has accuracies but no item scores in these metrics: no comparison is made over both
+    assert pooled.empty
+    pooled = tables.pooled_grounding(toy, entries, ["vsr"]).set_index(["thresholds", "comparison"])
+    common = pooled.loc[("common thresholds", "verified - pretrained")]
+    # this run: +37.5 (items b +100, c +50), draw 1: 0; the mean of the draws
+    assert common["change (points)"] == pytest.approx(18.75) and common["draws"] == 2 and common["items"] == 4
+    assert common["by draw"] == [37.5, 0.0]
+    own = pooled.loc[("own thresholds", "unverified - pretrained")]
+    assert own["draws"] == 1 and own["change (points)"] == 100.0 and own["verdict"] == "unverified > pretrained"
 
 
 def test_claims_over_draws_mark_each_claim_per_draw_and_count_those_that_hold(toy):

@@ -9,10 +9,27 @@ without the parent's torch threads, locks or CUDA state.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from multiprocessing import get_context
 from typing import Any
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's CPU threads set to ``threads`` inside the block (None or 0: left as they are) and the caller's
+    count restored after it, so that a job run in this process (:func:`run_jobs` with one worker or on a GPU)
+    leaves the threads of whatever runs next as it found them."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def process_pool(workers: int) -> ProcessPoolExecutor:

@@ -112,13 +112,16 @@ def parse_sft(m: Mapping[str, Any]) -> dict[str, Any]:
 def parse_detector(m: Mapping[str, Any]) -> dict[str, Any]:
     """Notebook 07: mean held-out mAP (fraction) and mean benchmark accuracy per detector kind (pretrained,
     verified, unverified) at ``common.gd_thresholds`` and (``accuracy_own``; empty when the stage chose none) with
-    each detector at its own answering thresholds, and the pseudo-label boxes each variant was trained on."""
+    each detector at its own answering thresholds, the pseudo-label boxes each variant was trained on, and the item
+    scores per answering mode (``item_scores``: ``{"common" | "own": valor_lib.grounding.paired.item_score_table}``;
+    empty in metrics written before they were kept)."""
     def means(per_benchmark: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float]]:
         return {b: {kind: s["mean"] for kind, s in per.items()} for b, per in per_benchmark.items()}
 
     return {"map": {kind: s["mean"] for kind, s in m["map"].items()}, "accuracy": means(m["accuracy"]),
             "accuracy_own": means(m.get("accuracy_own_thresholds") or {}),
-            "boxes": {variant: int(s["boxes"]) for variant, s in m["pseudo_labels"].items()}}
+            "boxes": {variant: int(s["boxes"]) for variant, s in m["pseudo_labels"].items()},
+            "item_scores": dict(m.get("item_scores") or {})}
 
 
 def parse_pseudo_labelling(m: Mapping[str, Any]) -> dict[str, Any]:
@@ -258,9 +261,14 @@ def grounding_points(toy: ToyResults, benchmarks: Sequence[str] | None = None) -
     return _detector_rows(toy.detector, benchmarks).set_index("detector")
 
 
+def _benchmarks_run(detector: Mapping[str, Any], benchmarks: Sequence[str] | None) -> list[str]:
+    """``benchmarks`` (default: all) that the detector stage ran."""
+    return [b for b in (benchmarks or detector["accuracy"]) if b in detector["accuracy"]]
+
+
 def _detector_rows(detector: Mapping[str, Any], benchmarks: Sequence[str] | None) -> pd.DataFrame:
     accuracy = detector["accuracy"]
-    benchmarks = [b for b in (benchmarks or accuracy) if b in accuracy]
+    benchmarks = _benchmarks_run(detector, benchmarks)
     return pd.DataFrame([{"detector": kind, "pseudo-labels": detector["boxes"].get(kind, 0),
                           "mAP x 100": None if mean_map is None else round(100 * mean_map, 2),
                           **{PAPER_NAMES[b]: accuracy[b].get(kind) for b in benchmarks}}
@@ -667,11 +675,33 @@ def detector_draws(toy: ToyResults, entries: Sequence[Mapping[str, Any]],
     run's, then each finished experiment that set ``toy_world.detector.seed`` (``seed <n> (exp <name>)``); one
     row per draw and detector, as :func:`grounding_points`, plus the mean accuracy at the common and at the
     detector's own thresholds."""
-    draws = [("this run", toy.detector)] + [
+    return pd.concat([_draw_rows(detector, benchmarks).assign(draw=name) for name, detector in _draws(toy, entries)],
+                     ignore_index=True).set_index(["draw", "detector"])
+
+
+def _draws(toy: ToyResults, entries: Sequence[Mapping[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """(draw name, parsed detector stage): this run's, then each finished experiment's that set
+    ``toy_world.detector.seed``."""
+    return [("this run", toy.detector)] + [
         (f"seed {seed} (exp {name})", parse_stage("detector_finetuning", metrics))
         for name, seed, metrics in _finished(entries, DETECTOR_SEED, "detector_finetuning")]
-    return pd.concat([_draw_rows(detector, benchmarks).assign(draw=name) for name, detector in draws],
-                     ignore_index=True).set_index(["draw", "detector"])
+
+
+ANSWERING_MODES = {"common": "common thresholds", "own": "own thresholds"}
+
+
+def pooled_grounding(toy: ToyResults, entries: Sequence[Mapping[str, Any]], benchmarks: Sequence[str],
+                     seed: int = 0) -> pd.DataFrame:
+    """The grounding comparisons (verified / unverified / pretrained) in mean accuracy over ``benchmarks``, pooled
+    over the draws of :func:`detector_draws` that kept item scores, at the common thresholds and with each detector
+    at its own (:func:`valor_lib.grounding.paired.pooled_rows`: 95% intervals over draws and items, and a verdict)."""
+    from valor_lib.grounding.paired import POOLED_COLUMNS, pooled_rows
+
+    draws = _draws(toy, entries)
+    by_mode = {label: {name: d["item_scores"][mode] for name, d in draws if mode in d["item_scores"]}
+               for mode, label in ANSWERING_MODES.items()}
+    rows = pooled_rows(by_mode, [b for b in benchmarks if b in toy.detector["accuracy"]], seed=seed)
+    return pd.DataFrame(rows, columns=list(POOLED_COLUMNS))
 
 
 SHARED_MEAN, OWN_MEAN = "mean, common thresholds", "mean, own thresholds"
@@ -682,7 +712,7 @@ def _draw_rows(detector: Mapping[str, Any], benchmarks: Sequence[str] | None) ->
     (:data:`SHARED_MEAN`) and with each detector at its own answering thresholds (:data:`OWN_MEAN`; None where
     the draw chose none)."""
     rows = _detector_rows(detector, benchmarks)
-    used = [b for b in (benchmarks or detector["accuracy"]) if b in detector["accuracy"]]
+    used = _benchmarks_run(detector, benchmarks)
     for column, accuracy in ((SHARED_MEAN, detector["accuracy"]), (OWN_MEAN, detector.get("accuracy_own") or {})):
         means = [_kind_mean(accuracy, kind, used) for kind in rows["detector"]]
         rows[column] = [None if m is None else round(m, 2) for m in means]

@@ -10,6 +10,7 @@ from valor_lib.toyworld.config import ToyDetectorParams, ToyPolicyParams, ToyVlm
 from valor_lib.toyworld.models import (
     TOY_MODELS,
     detector_seed,
+    model_params,
     pretrain_toy_model,
     pretrain_toy_models,
     pretraining_questions,
@@ -25,6 +26,14 @@ def test_pretraining_questions_are_read_in_order(tmp_path):
 def test_an_unknown_model_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown toy model 'detector'"):
         pretrain_toy_model("detector", ToyWorldParams.model_construct(), tmp_path, seed=0)
+
+
+def test_each_model_reads_its_own_section_of_the_world_params():
+    world = ToyWorldParams.model_construct(detector=ToyDetectorParams(threads=1), policy=ToyPolicyParams(threads=2),
+                                           vlm_verifier=ToyVlmVerifierParams(threads=3))
+    assert [model_params(world, name).threads for name in TOY_MODELS] == [1, 2, 3]
+    with pytest.raises(ValueError, match="unknown toy model 'policy'"):
+        model_params(world, "policy")
 
 
 def test_the_detector_draws_with_its_own_seed_where_set(tmp_path, monkeypatch, small_world_sizes):

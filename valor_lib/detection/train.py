@@ -41,6 +41,7 @@ from valor_lib.detection.data import DetectionDataset
 from valor_lib.detection.device import resolve_device
 from valor_lib.detection.loss import install_grounding_loss
 from valor_lib.detection.sampler import BalancedBatchSampler
+from valor_lib.processes import torch_threads
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.pt"
@@ -223,11 +224,16 @@ def train_detector(model: Any, processor: Any, datasets: Sequence[DetectionDatas
     if cfg.select_every and validate is None:
         raise ValueError("select_every needs a validate function (a held-out score) to select with")
     out = Path(out_dir)
-    done_marker = out / "training.json"
     if (done := finished_run(out, cfg)) is not None:
         return done
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    with torch_threads(cfg.threads):
+        return _train(model, processor, datasets, out, cfg, parents, progress, validate)
+
+
+def _train(model: Any, processor: Any, datasets: Sequence[DetectionDataset], out: Path, cfg: TrainConfig,
+           parents: Mapping[str, str] | None, progress: bool, validate: Callable[[Any], float] | None) -> TrainResult:
+    """:func:`train_detector`'s training, from its checkpoint where one exists."""
+    done_marker = out / "training.json"
     device = resolve_device(cfg.device)
     categories = list(dict.fromkeys(c for d in datasets for c in d.categories))
     collator = GroundingCollator(processor, categories, cfg.max_labels, parents, cfg.p_coarse, cfg.hflip)

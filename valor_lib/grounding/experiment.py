@@ -168,11 +168,12 @@ def accuracy_by_kind(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[st
     accuracy: dict[str, dict[str, list[float]]] = {}
     for name, per_benchmark in runs.items():
         for benchmark, run in per_benchmark.items():
-            accuracy.setdefault(benchmark, {}).setdefault(_kind(name), []).append(run.summary["accuracy_strict"])
+            accuracy.setdefault(benchmark, {}).setdefault(kind_of(name), []).append(run.summary["accuracy_strict"])
     return accuracy
 
 
-def _kind(name: str) -> str:
+def kind_of(name: str) -> str:
+    """A run's kind: its name without the ``-seed<n>`` suffix (``pretrained`` stays itself)."""
     return name if name == PRETRAINED else name.rsplit("-seed", 1)[0]
 
 
@@ -182,45 +183,6 @@ def empty_detection_rows(runs: Mapping[str, Mapping[str, Any]]) -> list[dict[str
     return [{"benchmark": benchmark, "detector": name, "accuracy": run.summary["accuracy_strict"],
              **run.summary["empty_detections"]}
             for name, per_benchmark in runs.items() for benchmark, run in per_benchmark.items()]
-
-
-def paired_changes(runs: Mapping[str, Mapping[str, Any]], rounds: int = 2000, seed: int = 0,
-                   ) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{benchmark: {kind: change}}``: each fine-tuned kind's accuracy change over the pretrained detector on
-    the same items, with the item-level noise that seed spreads leave out. Per item, a kind's score is its mean
-    over seeds; ``change`` is the mean difference (points), ``ci95`` its 95% bootstrap interval over items
-    (``rounds`` resamples), ``better`` / ``worse`` the items the kind scores above / below the pretrained one."""
-    per_item: dict[str, dict[str, dict[str, list[float]]]] = {}
-    for name, per_benchmark in runs.items():
-        for benchmark, run in per_benchmark.items():
-            items = per_item.setdefault(benchmark, {}).setdefault(_kind(name), {})
-            for record in run.records:
-                items.setdefault(record["id"], []).append(float(record["score_strict"]))
-    rng = np.random.default_rng(seed)
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for benchmark, kinds in per_item.items():
-        base = kinds.get(PRETRAINED)
-        if base is None:
-            continue
-        ids = sorted(base)
-        for kind, items in kinds.items():
-            if kind == PRETRAINED:
-                continue
-            diff = 100 * np.array([np.mean(items[i]) - np.mean(base[i]) for i in ids])
-            means = diff[rng.integers(0, len(diff), size=(rounds, len(diff)))].mean(axis=1)
-            out.setdefault(benchmark, {})[kind] = {
-                "change": round(float(diff.mean()), 2),
-                "ci95": [round(float(q), 2) for q in np.percentile(means, [2.5, 97.5])],
-                "better": int((diff > 0).sum()), "worse": int((diff < 0).sum()), "items": len(diff)}
-    return out
-
-
-def paired_rows(changes: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
-    """:func:`paired_changes` as table rows: one per (benchmark, kind)."""
-    return [{"benchmark": benchmark, "detector": kind, "change (points)": c["change"],
-             "95% interval over items": f"[{c['ci95'][0]:+.1f}, {c['ci95'][1]:+.1f}]",
-             "items better / worse": f"{c['better']} / {c['worse']} of {c['items']}"}
-            for benchmark, kinds in changes.items() for kind, c in kinds.items()]
 
 
 def spread(values: Sequence[float]) -> dict[str, Any]:

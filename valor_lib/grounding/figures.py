@@ -1,5 +1,5 @@
 """Pictures for the grounding notebooks: boxes after each verification stage, precision per stage, training
-curves, mAP and accuracy with their spread over seeds, detections before and after fine-tuning."""
+curves, mAP and accuracy with their spread over seeds, detections before and after fine-tuning, pooled comparisons."""
 
 from __future__ import annotations
 
@@ -127,5 +127,27 @@ def threshold_curves(rows: Sequence[Mapping[str, Any]], benchmarks: Sequence[str
         ax.set(title=panel, xlabel="box / text threshold")
     axes[0][0].set_ylabel("accuracy (%)")
     axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def pooled_intervals(rows: Sequence[Mapping[str, Any]]) -> Any:
+    """A forest plot of :func:`~valor_lib.grounding.paired.pooled_rows`: per (thresholds, comparison) the pooled
+    change with its 95% interval, and each draw's own change as a dot."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * max(len(rows), 1) + 1.2))
+    for y, row in enumerate(rows):
+        color = "tab:gray" if row["verdict"] == "undecided" else ("tab:green" if row["ci95 low"] > 0 else "tab:red")
+        ax.plot([row["ci95 low"], row["ci95 high"]], [y, y], color=color, linewidth=2)
+        ax.plot(row["change (points)"], y, "D", color=color)
+        ax.scatter(row["by draw"], [y] * len(row["by draw"]), s=14, color="black", alpha=0.6, zorder=3,
+                   label="one draw" if y == 0 else None)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(range(len(rows)), [f"{r['comparison']} ({r['thresholds']})" for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("change in mean accuracy (points), 95% interval over draws and items")
+    if rows:
+        ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig

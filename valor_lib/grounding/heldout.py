@@ -18,7 +18,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from valor_lib.processes import run_jobs
+from valor_lib.processes import run_jobs, torch_threads
 
 
 def score_detector(spec: str, coco_json: str | os.PathLike, image_dir: str | os.PathLike,
@@ -29,16 +29,9 @@ def score_detector(spec: str, coco_json: str | os.PathLike, image_dir: str | os.
     precision / recall at ``answering`` with ``nms_iou`` when ``precision_at_answering``) and, with a ``grid`` of
     threshold values, ``operating_points`` (every (box, text <= box) pair, one name per call, as programs call
     ``gd_detect``) and ``own_thresholds``, the best of them. ``threads``: torch CPU threads while it runs."""
-    import torch
-
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         return _score(spec, coco_json, image_dir, answering, nms_iou, grid, precision_at_answering, batch_size,
                       device, progress)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _score(spec: str, coco_json: str | os.PathLike, image_dir: str | os.PathLike, answering: Sequence[float],

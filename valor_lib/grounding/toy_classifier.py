@@ -24,6 +24,7 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
+from valor_lib.processes import torch_threads
 from valor_lib.toyworld.config import ToyVlmVerifierParams
 from valor_lib.toyworld.vocab import CATEGORIES, COLORS
 
@@ -222,7 +223,6 @@ def train_classifier(train: Sequence[CropSample], p: ToyVlmVerifierParams, seed:
                      progress: bool = True) -> tuple[CropNet, list[float]]:
     """Train a :class:`CropNet` with AdamW and a cosine schedule; returns it and the loss per epoch."""
     torch.manual_seed(seed)
-    torch.set_num_threads(p.threads)
     model = CropNet()
     data = _stack(train)
     steps = p.epochs * -(-len(train) // p.batch_size)
@@ -277,7 +277,8 @@ def build_toy_verifier(p: ToyVlmVerifierParams, out_dir: str | os.PathLike, seed
     """Crops of the knowledge split -> trained classifier in ``out_dir``; returns the training report."""
     started = time.perf_counter()
     train, held = knowledge_crops(split, p, seed)
-    model, history = train_classifier(train, p, seed, progress)
+    with torch_threads(p.threads):
+        model, history = train_classifier(train, p, seed, progress)
     report = {"split": split, "train_crops": len(train), "loss": history,
               "heldout": accuracy(model, held) if held else None,
               "train": accuracy(model, train[: len(held) or 512]),

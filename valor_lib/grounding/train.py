@@ -59,7 +59,7 @@ from valor_lib.detection.train import (
     set_trainable,
     step_losses,
 )
-from valor_lib.processes import run_jobs
+from valor_lib.processes import run_jobs, torch_threads
 
 CHECKPOINT = Path(CHECKPOINT_DIR) / STATE_FILE
 
@@ -136,16 +136,21 @@ def finetune_detector(model: Any, processor: Any, datasets: Sequence[DetectionDa
 
     ``parents`` maps fine labels to coarse ones (``{"red chair": "chair"}``); ``live_dir``, when given, gets
     dvclive curves (loss and learning rate per step)."""
-    from accelerate import Accelerator, DistributedDataParallelKwargs
-
     cfg = config or FinetuneConfig()
     if cfg.select_every:
         raise ValueError("fine-tuning keeps the last weights: select_every would choose them on the evaluation set")
     out = Path(out_dir)
     if (done := finished_run(out, cfg)) is not None:
         return done
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    with torch_threads(cfg.threads):
+        return _finetune(model, processor, datasets, out, cfg, parents, progress, live_dir)
+
+
+def _finetune(model: Any, processor: Any, datasets: Sequence[DetectionDataset], out: Path, cfg: FinetuneConfig,
+              parents: Mapping[str, str] | None, progress: bool, live_dir: str | os.PathLike | None) -> TrainResult:
+    """:func:`finetune_detector`'s training, from its checkpoint where one exists."""
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+
     use_cpu = cfg.device == "cpu" or not torch.cuda.is_available()
     if cfg.device == "cuda" and use_cpu:
         raise RuntimeError("device 'cuda' requested but CUDA is not available")

@@ -40,7 +40,7 @@ from valor_lib.policy.prompts import (
     prompt_config,
     save_prompt_config,
 )
-from valor_lib.processes import run_jobs
+from valor_lib.processes import run_jobs, torch_threads
 from valor_lib.resumable import encode_record
 
 POLICY_DIR = "policy"
@@ -244,18 +244,17 @@ def train_grpo(policy: str, records: Sequence[dict[str, Any]], p: GRPOTrainingPa
     examples = prompt_config(model_path if model_path.is_dir() else None)["examples"]
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
     dataset, dropped = build_dataset(records, tokenizer, examples, p.max_prompt_tokens)
-    if not torch.cuda.is_available():
-        torch.set_num_threads(p.threads)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     args = grpo_config(p, out, seed, world_size=world_size)
     reward = make_reward(verifier, p, out / ROLLOUTS_FILE)
-    trainer = GRPOTrainer(model=str(model_path), reward_funcs=[reward], args=args, train_dataset=dataset,
-                          processing_class=tokenizer)
-    last = get_last_checkpoint(str(out)) if any(out.glob("checkpoint-*")) else None
-    trim_rollouts(out / ROLLOUTS_FILE, int(Path(last).name.split("-")[-1]) if last else 0)
-    started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=last)
-    seconds = round(time.perf_counter() - started, 2)
+    with torch_threads(None if torch.cuda.is_available() else p.threads):
+        trainer = GRPOTrainer(model=str(model_path), reward_funcs=[reward], args=args, train_dataset=dataset,
+                              processing_class=tokenizer)
+        last = get_last_checkpoint(str(out)) if any(out.glob("checkpoint-*")) else None
+        trim_rollouts(out / ROLLOUTS_FILE, int(Path(last).name.split("-")[-1]) if last else 0)
+        started = time.perf_counter()
+        trainer.train(resume_from_checkpoint=last)
+        seconds = round(time.perf_counter() - started, 2)
     history = save_trained(trainer, tokenizer, out, examples)
     summary = {"steps": trainer.state.global_step, "seconds": seconds, "queries": len(dataset), "dropped": dropped,
                "resumed_from": last, "seed": seed}

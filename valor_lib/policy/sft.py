@@ -25,6 +25,7 @@ from valor_lib.policy.prompts import (
     build_messages,
     prompt_config,
 )
+from valor_lib.processes import torch_threads
 
 ROLLOUT_HINT = "run the GRPO stage first (notebooks/04_grpo_training.ipynb, or `dvc repro grpo_training`)"
 
@@ -113,13 +114,12 @@ def train_sft(policy: str, rows: Sequence[dict[str, Any]], p: SFTBaselineParams,
     examples = prompt_config(model_path if model_path.is_dir() else None)["examples"]
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
     dataset = sft_dataset(rows, examples)
-    if not torch.cuda.is_available():
-        torch.set_num_threads(p.threads)
     args = sft_config(p, out, seed, world_size=int(os.environ.get("WORLD_SIZE", "1")))
-    trainer = SFTTrainer(model=str(model_path), args=args, train_dataset=dataset, processing_class=tokenizer)
-    started = time.perf_counter()
-    trainer.train()
-    seconds = round(time.perf_counter() - started, 2)
+    with torch_threads(None if torch.cuda.is_available() else p.threads):
+        trainer = SFTTrainer(model=str(model_path), args=args, train_dataset=dataset, processing_class=tokenizer)
+        started = time.perf_counter()
+        trainer.train()
+        seconds = round(time.perf_counter() - started, 2)
     history = save_trained(trainer, tokenizer, out, examples)
     (out / "run.json").write_text(json.dumps({"samples": len(dataset), "steps": trainer.state.global_step, "seconds": seconds,
                                    "seed": seed}, indent=1) + "\n")

@@ -25,6 +25,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from valor_lib.policy.prompts import TEMPLATE_KWARGS, as_dicts, build_messages, system_prompt
+from valor_lib.processes import torch_threads
 
 PAD, IM_START, IM_END, THINK, END_THINK = "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"
 SPECIAL_TOKENS = (PAD, IM_START, IM_END)
@@ -287,11 +288,9 @@ def build_toy_policy(questions: Sequence[str], out_dir: str | Path, *, examples:
                      copy_weight: float = 1.0) -> dict[str, Any]:
     """The toy base policy end to end: template programs for ``questions``, tokenizer, model, pretraining,
     saved to ``out_dir`` (loadable as ``hf:<out_dir>``). Returns the training report (also saved)."""
-    import torch
 
     from valor_lib.policy.template_programmer import TemplateProgrammer
 
-    torch.set_num_threads(threads)
     started = time.perf_counter()
     programmer = TemplateProgrammer(flaw_rate, flaw_weights)
     rng = np.random.default_rng(seed)
@@ -299,9 +298,10 @@ def build_toy_policy(questions: Sequence[str], out_dir: str | Path, *, examples:
     tokenizer = train_tokenizer([f"Question: {w.question}\n{w.text}" for w in written], vocab_size)
     model = build_model(tokenizer, arch, seed)
     sequences = [(prompt_ids(tokenizer, w.question, examples), response_ids(tokenizer, w.text)) for w in written]
-    result = pretrain(model, sequences, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                      warmup_frac=warmup_frac, seed=seed, pad_id=tokenizer.pad_token_id, progress=progress,
-                      copy_weight=copy_weight)
+    with torch_threads(threads):
+        result = pretrain(model, sequences, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                          warmup_frac=warmup_frac, seed=seed, pad_id=tokenizer.pad_token_id, progress=progress,
+                          copy_weight=copy_weight)
     flaws: dict[str, int] = {}
     for w in written:
         flaws[w.flaw or "correct"] = flaws.get(w.flaw or "correct", 0) + 1

@@ -24,8 +24,16 @@ from typing import Any
 from valor_lib.processes import run_jobs
 from valor_lib.toyworld.config import ToyWorldParams
 
-# Folder names under <toy root>/models.
-TOY_MODELS = ("detector-base", "policy-base", "vlm-verifier")
+# Folder names under <toy root>/models, and the section of ToyWorldParams that configures each.
+TOY_MODEL_SECTIONS = {"detector-base": "detector", "policy-base": "policy", "vlm-verifier": "vlm_verifier"}
+TOY_MODELS = tuple(TOY_MODEL_SECTIONS)
+
+
+def model_params(params: ToyWorldParams, name: str) -> Any:
+    """The settings of toy model ``name`` (one of :data:`TOY_MODELS`): its section of ``params``."""
+    if name not in TOY_MODEL_SECTIONS:
+        raise ValueError(f"unknown toy model {name!r}; expected one of {TOY_MODELS}")
+    return getattr(params, TOY_MODEL_SECTIONS[name])
 
 
 def pretraining_questions(root: str | os.PathLike) -> list[str]:
@@ -45,6 +53,7 @@ def pretrain_toy_model(name: str, params: ToyWorldParams, root: str | os.PathLik
     (seed :func:`detector_seed`) comes from its committed asset where the recipe matches
     (``valor_lib.toyworld.detector_asset``), else it is pretrained here."""
     out_dir = Path(root) / "models" / name
+    section = model_params(params, name)
     if name == "detector-base":
         from valor_lib.detection.toy import pretrain_toy_detector
         from valor_lib.toyworld.detector_asset import asset_status, install_asset
@@ -53,24 +62,22 @@ def pretrain_toy_model(name: str, params: ToyWorldParams, root: str | os.PathLik
         asset, _ = asset_status(params, seed, drawn)
         if asset is not None:  # the finished run is found in out_dir and returned without training
             install_asset(asset, out_dir)
-        return pretrain_toy_detector(params.detector, out_dir, seed=drawn, progress=progress)
+        return pretrain_toy_detector(section, out_dir, seed=drawn, progress=progress)
     if name == "vlm-verifier":
         from valor_lib.grounding.toy_classifier import build_toy_verifier
 
-        return build_toy_verifier(params.vlm_verifier, out_dir, seed=seed, progress=progress)
-    if name == "policy-base":
-        from valor_lib.policy.toy_model import ToyArchitecture, build_toy_policy
+        return build_toy_verifier(section, out_dir, seed=seed, progress=progress)
+    from valor_lib.policy.toy_model import ToyArchitecture, build_toy_policy
 
-        pp = params.policy
-        return build_toy_policy(
-            pretraining_questions(root), out_dir, examples=pp.examples, flaw_rate=pp.flaw_rate,
-            flaw_weights=pp.flaw_weights, programs_per_query=pp.programs_per_query, vocab_size=pp.vocab_size,
-            arch=ToyArchitecture(pp.hidden_size, pp.intermediate_size, pp.layers, pp.heads, pp.kv_heads,
-                                 pp.head_dim),
-            epochs=pp.epochs, batch_size=pp.batch_size, lr=pp.lr, weight_decay=pp.weight_decay,
-            warmup_frac=pp.warmup_frac, copy_weight=pp.copy_weight, seed=seed, threads=pp.threads,
-            progress=progress)
-    raise ValueError(f"unknown toy model {name!r}; expected one of {TOY_MODELS}")
+    pp = section  # the policy: model_params has refused unknown names
+    return build_toy_policy(
+        pretraining_questions(root), out_dir, examples=pp.examples, flaw_rate=pp.flaw_rate,
+        flaw_weights=pp.flaw_weights, programs_per_query=pp.programs_per_query, vocab_size=pp.vocab_size,
+        arch=ToyArchitecture(pp.hidden_size, pp.intermediate_size, pp.layers, pp.heads, pp.kv_heads,
+                             pp.head_dim),
+        epochs=pp.epochs, batch_size=pp.batch_size, lr=pp.lr, weight_decay=pp.weight_decay,
+        warmup_frac=pp.warmup_frac, copy_weight=pp.copy_weight, seed=seed, threads=pp.threads,
+        progress=progress)
 
 
 def pretrain_toy_models(params: ToyWorldParams, root: str | os.PathLike, seed: int,
@@ -81,8 +88,7 @@ def pretrain_toy_models(params: ToyWorldParams, root: str | os.PathLike, seed: i
     another stalls at every parallel region (``valor_lib.processes``)."""
     jobs = {name: {"name": name, "params": params, "root": str(root), "seed": seed, "progress": progress}
             for name in TOY_MODELS}
-    threads = {"detector-base": params.detector.threads, "policy-base": params.policy.threads,
-               "vlm-verifier": params.vlm_verifier.threads}
+    threads = {name: model_params(params, name).threads for name in TOY_MODELS}
     shared = run_jobs(pretrain_toy_model, {n: j for n, j in jobs.items() if threads[n] == 1}, params.pretrain_workers)
     alone = run_jobs(pretrain_toy_model, {n: j for n, j in jobs.items() if threads[n] > 1}, 1)
     return {name: (shared | alone)[name] for name in TOY_MODELS}
