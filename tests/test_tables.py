@@ -280,7 +280,8 @@ def test_sweep_points_from_dvc_exp_show():
     boxes = tables.sweep_points(entries, "detector_finetuning.max_pseudo_labels", "detector_finetuning",
                                 tables.pseudo_label_point)
     assert boxes.to_dict("records") == [{"experiment": "exp-other", "detector_finetuning.max_pseudo_labels": 100,
-                                         "pseudo-labels": 300, "CountBenchQA": 76.0, "VSR": 59.0}]
+                                         "pseudo-labels": 300, "mAP x 100": 35.0, "CountBenchQA": 76.0,
+                                         "VSR": 59.0}]
     assert tables.sweep_points([], "grpo_training.max_queries", "grpo_training", tables.training_size_point).empty
 
 
@@ -337,6 +338,37 @@ def test_pooled_grounding_pools_the_draws_that_kept_item_scores(toy):
     assert common["by draw"] == [37.5, 0.0]
     own = pooled.loc[("own thresholds", "unverified - pretrained")]
     assert own["draws"] == 1 and own["change (points)"] == 100.0 and own["verdict"] == "unverified > pretrained"
+
+
+def test_an_experiments_metrics_are_read_whole_from_its_commit(tmp_path, monkeypatch):
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    path = "results/detector_finetuning/metrics.json"
+    (tmp_path / path).parent.mkdir(parents=True)
+    whole = {"metrics": {"item_scores": {"common": {"vsr": {"ids": ["a"], "pretrained": [1.0]}}}, "ci95": [0, 1]}}
+    (tmp_path / path).write_text(json.dumps(whole))
+    git("add", "-A")
+    git("commit", "-qm", "experiment")
+    rev = git("rev-parse", "HEAD")
+    monkeypatch.setattr(tables, "repo_root", lambda: tmp_path)
+    tables.committed_json.cache_clear()
+    try:
+        assert tables.committed_json(rev, path) == whole
+        assert tables.committed_json(rev, "results/nothing.json") is None
+        assert tables.committed_json(None, path) is None
+        # dvc exp show drops the lists; the committed file wins over its filtered copy
+        entries = _exp_show({"exp-draw1": ({"toy_world": {"detector": {"seed": 1}}}, {path: {"metrics": {}}})},
+                            {"toy_world": {"detector": {"seed": None}}})
+        entries[1]["experiments"][0]["revs"][0]["rev"] = rev
+        assert list(tables._finished(entries, tables.DETECTOR_SEED, "detector_finetuning")) == [
+            ("exp-draw1", 1, whole["metrics"])]
+    finally:
+        tables.committed_json.cache_clear()
 
 
 def test_claims_over_draws_mark_each_claim_per_draw_and_count_those_that_hold(toy):

@@ -16,6 +16,7 @@ Toy accuracies are strict-mode percentages; mAP and precision are fractions in t
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import math
 import subprocess
@@ -556,7 +557,7 @@ def dvc_experiments(timeout_s: float = 300.0, commits: int = 20) -> tuple[list[d
 
 def _run_of(rev: Mapping[str, Any], state: str | None = None) -> dict[str, Any]:
     data = rev.get("data") or {}
-    return {"experiment": rev.get("name") or str(rev.get("rev", ""))[:7], "state": state,
+    return {"experiment": rev.get("name") or str(rev.get("rev", ""))[:7], "state": state, "rev": rev.get("rev"),
             "params": ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {},
             "metrics": {path: (value or {}).get("data") for path, value in (data.get("metrics") or {}).items()},
             "deps": {path: (value or {}).get("hash") for path, value in (data.get("deps") or {}).items()}}
@@ -564,9 +565,9 @@ def _run_of(rev: Mapping[str, Any], state: str | None = None) -> dict[str, Any]:
 
 def experiment_runs(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The experiments under each baseline commit of ``dvc exp show --json``: name, queue state ("queued",
-    "running", "success", "failed"; None when run outside the queue), params.yaml values, the contents of each
-    metrics file (a queued or running experiment shows its baseline's committed ones) and the hash of each
-    dependency in its dvc.lock."""
+    "running", "success", "failed"; None when run outside the queue), its commit (``rev``), params.yaml values, the
+    contents of each metrics file as DVC reads them (scalars only: lists are dropped; a queued or running
+    experiment shows its baseline's committed ones) and the hash of each dependency in its dvc.lock."""
     return [_run_of(rev, (group.get("executor") or {}).get("state")) for baseline in entries
             for group in baseline.get("experiments") or () for rev in group.get("revs") or ()]
 
@@ -636,6 +637,27 @@ def comparable(run: Mapping[str, Any], workspace: Mapping[str, Any] | None, para
                                         for p in upstream_sources(stage))
 
 
+@functools.lru_cache(maxsize=256)
+def committed_json(rev: str | None, path: str) -> dict[str, Any] | None:
+    """The JSON file ``path`` as committed at ``rev`` (an experiment's commit), read with ``git show``; None where
+    git has no such file there. ``dvc exp show`` keeps only a metrics file's scalars, and the stage metrics hold
+    lists too (the item scores of notebook 07, bootstrap intervals)."""
+    if not rev:
+        return None
+    try:
+        done = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=repo_root(), capture_output=True, text=True,
+                              timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return None
+    try:
+        loaded = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
 def _dotted(values: Mapping[str, Any], key: str) -> Any:
     for part in key.split("."):
         if not isinstance(values, Mapping):
@@ -647,13 +669,15 @@ def _dotted(values: Mapping[str, Any], key: str) -> Any:
 def _finished(entries: Sequence[Mapping[str, Any]], param: str, stage: str,
               ) -> Iterator[tuple[str, Any, Mapping[str, Any]]]:
     """(experiment, value, the stage's metrics) for each finished, :func:`comparable` experiment that set
-    ``param``."""
+    ``param``; the metrics as committed in the experiment (:func:`committed_json`), else as ``dvc exp show`` read
+    them."""
     workspace = workspace_run(entries)
     for run in experiment_runs(entries):
         if run["state"] not in (None, "success") or not comparable(run, workspace, param, stage):
             continue
         value = _dotted(run["params"], param)
-        payload = run["metrics"].get(f"results/{stage}/metrics.json")
+        path = f"results/{stage}/metrics.json"
+        payload = committed_json(run["rev"], path) or run["metrics"].get(path)
         if value is not None and isinstance(payload, Mapping) and isinstance(payload.get("metrics"), Mapping):
             yield run["experiment"], value, payload["metrics"]
 
@@ -761,9 +785,12 @@ def training_size_point(metrics: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def pseudo_label_point(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """A Figure 7 point from a ``detector_finetuning`` experiment: verified boxes used and accuracy per benchmark."""
+    """A Figure 7 point from a ``detector_finetuning`` experiment: verified boxes used, held-out mAP x 100 and
+    accuracy per benchmark (seed means)."""
     detector = parse_stage("detector_finetuning", metrics)
+    mean_map = detector["map"].get("verified")
     return {"pseudo-labels": detector["boxes"].get("verified"),
+            "mAP x 100": None if mean_map is None else round(100 * mean_map, 2),
             **{PAPER_NAMES[b]: per.get("verified") for b, per in detector["accuracy"].items()}}
 
 

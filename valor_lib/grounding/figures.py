@@ -136,7 +136,7 @@ def pooled_intervals(rows: Sequence[Mapping[str, Any]]) -> Any:
     change with its 95% interval, and each draw's own change as a dot."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 0.45 * max(len(rows), 1) + 1.2))
+    fig, ax = plt.subplots(figsize=(9, 0.45 * max(len(rows), 1) + 1.2), layout="constrained")
     for y, row in enumerate(rows):
         color = "tab:gray" if row["verdict"] == "undecided" else ("tab:green" if row["ci95 low"] > 0 else "tab:red")
         ax.plot([row["ci95 low"], row["ci95 high"]], [y, y], color=color, linewidth=2)
@@ -149,5 +149,4 @@ def pooled_intervals(rows: Sequence[Mapping[str, Any]]) -> Any:
     ax.set_xlabel("change in mean accuracy (points), 95% interval over draws and items")
     if rows:
         ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
     return fig
