@@ -348,6 +348,7 @@ def test_an_experiments_metrics_are_read_whole_from_its_commit(tmp_path, monkeyp
                               capture_output=True, text=True).stdout.strip()
 
     git("init", "-q")
+    git("config", "commit.gpgsign", "false")
     path = "results/detector_finetuning/metrics.json"
     (tmp_path / path).parent.mkdir(parents=True)
     whole = {"metrics": {"item_scores": {"common": {"vsr": {"ids": ["a"], "pretrained": [1.0]}}}, "ci95": [0, 1]}}
@@ -356,19 +357,27 @@ def test_an_experiments_metrics_are_read_whole_from_its_commit(tmp_path, monkeyp
     git("commit", "-qm", "experiment")
     rev = git("rev-parse", "HEAD")
     monkeypatch.setattr(tables, "repo_root", lambda: tmp_path)
-    tables.committed_json.cache_clear()
-    try:
-        assert tables.committed_json(rev, path) == whole
-        assert tables.committed_json(rev, "results/nothing.json") is None
-        assert tables.committed_json(None, path) is None
-        # dvc exp show drops the lists; the committed file wins over its filtered copy
-        entries = _exp_show({"exp-draw1": ({"toy_world": {"detector": {"seed": 1}}}, {path: {"metrics": {}}})},
-                            {"toy_world": {"detector": {"seed": None}}})
-        entries[1]["experiments"][0]["revs"][0]["rev"] = rev
-        assert list(tables._finished(entries, tables.DETECTOR_SEED, "detector_finetuning")) == [
-            ("exp-draw1", 1, whole["metrics"])]
-    finally:
-        tables.committed_json.cache_clear()
+    assert tables.committed_json(rev, path) == whole
+    assert tables.committed_json(rev, "results/nothing.json") is None
+    assert tables.committed_json(None, path) is None
+    assert tables.committed_json("--output=/tmp/x", path) is None  # not a commit id: git is not asked
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "broken.json").write_text("{")
+    (tmp_path / path).write_text(json.dumps({"no": "metrics"}))
+    git("add", "-A")
+    git("commit", "-qm", "odd files")
+    later = git("rev-parse", "HEAD")
+    assert tables.committed_json(later, "list.json") is None and tables.committed_json(later, "broken.json") is None
+    # dvc exp show drops the lists; the committed file wins over its filtered copy
+    entries = _exp_show({"exp-draw1": ({"toy_world": {"detector": {"seed": 1}}}, {path: {"metrics": {}}}),
+                         "exp-draw2": ({"toy_world": {"detector": {"seed": 2}}}, {"results/x.json": {"metrics": {}}})},
+                        {"toy_world": {"detector": {"seed": None}}})
+    entries[1]["experiments"][0]["revs"][0]["rev"] = rev
+    entries[1]["experiments"][1]["revs"][0]["rev"] = later
+    filtered = {"metrics": {"map": 1.0}}  # where the committed file holds no metrics: what dvc exp show read
+    entries[1]["experiments"][1]["revs"][0]["data"]["metrics"] = {path: {"data": filtered}}
+    assert list(tables._finished(entries, tables.DETECTOR_SEED, "detector_finetuning")) == [
+        ("exp-draw1", 1, whole["metrics"]), ("exp-draw2", 2, filtered["metrics"])]
 
 
 def test_claims_over_draws_mark_each_claim_per_draw_and_count_those_that_hold(toy):

@@ -16,9 +16,9 @@ Toy accuracies are strict-mode percentages; mAP and precision are fractions in t
 from __future__ import annotations
 
 import ast
-import functools
 import json
 import math
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -637,25 +637,31 @@ def comparable(run: Mapping[str, Any], workspace: Mapping[str, Any] | None, para
                                         for p in upstream_sources(stage))
 
 
-@functools.lru_cache(maxsize=256)
 def committed_json(rev: str | None, path: str) -> dict[str, Any] | None:
-    """The JSON file ``path`` as committed at ``rev`` (an experiment's commit), read with ``git show``; None where
-    git has no such file there. ``dvc exp show`` keeps only a metrics file's scalars, and the stage metrics hold
-    lists too (the item scores of notebook 07, bootstrap intervals)."""
-    if not rev:
-        return None
+    """The JSON object in file ``path`` as committed at ``rev`` (an experiment's commit id), read with ``git show``
+    (each call reads it: about 10 ms); None where ``rev`` is not a commit id or git has no such JSON object there.
+    ``dvc exp show`` keeps only a metrics file's scalars, and the stage metrics hold lists too (the item scores of
+    notebook 07, bootstrap intervals)."""
+    text = _committed_text(rev, path) if rev and re.fullmatch(r"[0-9a-f]{7,64}", rev) else None
     try:
-        done = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=repo_root(), capture_output=True, text=True,
-                              timeout=60)
+        loaded = json.loads(text) if text is not None else None
+    except json.JSONDecodeError:
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
+def _committed_text(rev: str, path: str) -> str | None:
+    """``git show <rev>:<path>`` as UTF-8 text; None where git or the decoding fails."""
+    try:
+        done = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=repo_root(), capture_output=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if done.returncode != 0:
         return None
     try:
-        loaded = json.loads(done.stdout)
-    except json.JSONDecodeError:
+        return done.stdout.decode("utf-8")
+    except UnicodeDecodeError:
         return None
-    return loaded if isinstance(loaded, dict) else None
 
 
 def _dotted(values: Mapping[str, Any], key: str) -> Any:
@@ -677,7 +683,8 @@ def _finished(entries: Sequence[Mapping[str, Any]], param: str, stage: str,
             continue
         value = _dotted(run["params"], param)
         path = f"results/{stage}/metrics.json"
-        payload = committed_json(run["rev"], path) or run["metrics"].get(path)
+        committed = committed_json(run["rev"], path)
+        payload = committed if isinstance((committed or {}).get("metrics"), Mapping) else run["metrics"].get(path)
         if value is not None and isinstance(payload, Mapping) and isinstance(payload.get("metrics"), Mapping):
             yield run["experiment"], value, payload["metrics"]
 
@@ -724,7 +731,7 @@ def pooled_grounding(toy: ToyResults, entries: Sequence[Mapping[str, Any]], benc
     draws = _draws(toy, entries)
     by_mode = {label: {name: d["item_scores"][mode] for name, d in draws if mode in d["item_scores"]}
                for mode, label in ANSWERING_MODES.items()}
-    rows = pooled_rows(by_mode, [b for b in benchmarks if b in toy.detector["accuracy"]], seed=seed)
+    rows = pooled_rows(by_mode, _benchmarks_run(toy.detector, benchmarks), seed=seed)
     return pd.DataFrame(rows, columns=list(POOLED_COLUMNS))
 
 

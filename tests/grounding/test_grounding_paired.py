@@ -62,6 +62,9 @@ def test_pooled_change_weights_benchmarks_equally_and_uses_shared_items():
     both = table([1.0] * 4, [0.0] * 4) | table([0.0, 0.0], [1.0, 1.0], benchmark="countbenchqa")
     change = pooled_change({"a": both}, "verified", "pretrained", ["vsr", "countbenchqa"], rounds=200)
     assert change["change"] == 0.0 and change["items"] == 6  # (+100 - 100) / 2, not weighted by item counts
+    assert change["ci95"] == [0.0, 0.0]  # items resampled within each benchmark: every resample is +100 and -100
+    swapped = pooled_change({"a": both}, "verified", "pretrained", ["countbenchqa", "vsr"], rounds=200)
+    assert swapped == change
     shifted = {"a": table([1.0, 1.0, None], [0.0, 0.0, 0.0], ids=["x", "y", "z"]),
                "b": table([1.0, 0.0], [0.0, 0.0], ids=["y", "w"])}
     assert pooled_change(shifted, "verified", "pretrained", ["vsr"])["items"] == 1  # only "y" is scored by both
@@ -85,10 +88,21 @@ def test_pooled_rows_give_one_row_per_mode_and_comparison_with_a_verdict():
     assert rows[0]["by draw"] == [100.0] and rows[0]["items"] == 30
 
 
+def test_draws_answering_the_same_items_share_their_resamples():
+    rng = np.random.default_rng(3)
+    first, second = rng.integers(0, 2, 40).astype(float).tolist(), rng.integers(0, 2, 40).astype(float).tolist()
+    one = table(first, second)
+    # two identical draws: every resample takes the same items in both, so the interval is as wide as one draw's
+    # (items resampled apart in each draw would narrow it by about 1/sqrt(2): some 13 points here)
+    twice = pooled_change({"a": one, "b": one}, "verified", "pretrained", ["vsr"], rounds=3000)["ci95"]
+    once = pooled_change({"a": one}, "verified", "pretrained", ["vsr"], rounds=3000)["ci95"]
+    assert twice == pytest.approx(once, abs=2.5)
+
+
 def test_verdict_reads_the_interval():
     assert verdict({"first": "a", "second": "b", "ci95": [-3.0, -0.5]}) == "a < b"
-    with pytest.raises(KeyError):
-        verdict({"ci95": [1.0, 2.0]})
+    assert verdict({"first": "a", "second": "b", "ci95": [0.5, 3.0]}) == "a > b"
+    assert verdict({"first": "a", "second": "b", "ci95": [0.0, 3.0]}) == "undecided"
 
 
 def test_the_pooled_intervals_figure_draws_every_row():

@@ -146,7 +146,7 @@ def pooled_intervals(rows: Sequence[Mapping[str, Any]]) -> Any:
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(range(len(rows)), [f"{r['comparison']} ({r['thresholds']})" for r in rows], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("change in mean accuracy (points), 95% interval over draws and items")
+    ax.set_xlabel("change in mean accuracy (points), 95% interval over draws and items (items alone for one draw)")
     if rows:
         ax.legend(fontsize=8, loc="lower right")
     return fig

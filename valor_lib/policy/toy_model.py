@@ -288,7 +288,6 @@ def build_toy_policy(questions: Sequence[str], out_dir: str | Path, *, examples:
                      copy_weight: float = 1.0) -> dict[str, Any]:
     """The toy base policy end to end: template programs for ``questions``, tokenizer, model, pretraining,
     saved to ``out_dir`` (loadable as ``hf:<out_dir>``). Returns the training report (also saved)."""
-
     from valor_lib.policy.template_programmer import TemplateProgrammer
 
     started = time.perf_counter()

@@ -67,17 +67,19 @@ def pretrain_toy_model(name: str, params: ToyWorldParams, root: str | os.PathLik
         from valor_lib.grounding.toy_classifier import build_toy_verifier
 
         return build_toy_verifier(section, out_dir, seed=seed, progress=progress)
-    from valor_lib.policy.toy_model import ToyArchitecture, build_toy_policy
+    if name == "policy-base":
+        from valor_lib.policy.toy_model import ToyArchitecture, build_toy_policy
 
-    pp = section  # the policy: model_params has refused unknown names
-    return build_toy_policy(
-        pretraining_questions(root), out_dir, examples=pp.examples, flaw_rate=pp.flaw_rate,
-        flaw_weights=pp.flaw_weights, programs_per_query=pp.programs_per_query, vocab_size=pp.vocab_size,
-        arch=ToyArchitecture(pp.hidden_size, pp.intermediate_size, pp.layers, pp.heads, pp.kv_heads,
-                             pp.head_dim),
-        epochs=pp.epochs, batch_size=pp.batch_size, lr=pp.lr, weight_decay=pp.weight_decay,
-        warmup_frac=pp.warmup_frac, copy_weight=pp.copy_weight, seed=seed, threads=pp.threads,
-        progress=progress)
+        pp = section
+        return build_toy_policy(
+            pretraining_questions(root), out_dir, examples=pp.examples, flaw_rate=pp.flaw_rate,
+            flaw_weights=pp.flaw_weights, programs_per_query=pp.programs_per_query, vocab_size=pp.vocab_size,
+            arch=ToyArchitecture(pp.hidden_size, pp.intermediate_size, pp.layers, pp.heads, pp.kv_heads,
+                                 pp.head_dim),
+            epochs=pp.epochs, batch_size=pp.batch_size, lr=pp.lr, weight_decay=pp.weight_decay,
+            warmup_frac=pp.warmup_frac, copy_weight=pp.copy_weight, seed=seed, threads=pp.threads,
+            progress=progress)
+    raise ValueError(f"no pretraining for toy model {name!r}")  # a name added to TOY_MODEL_SECTIONS only
 
 
 def pretrain_toy_models(params: ToyWorldParams, root: str | os.PathLike, seed: int,
